@@ -1,0 +1,5 @@
+package overlay
+
+import "syscall"
+
+const noFollow = syscall.O_NOFOLLOW
