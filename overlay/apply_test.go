@@ -153,8 +153,8 @@ func TestInstallBundleLinksUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"etc/systemd/system/cluster.target":                        "/opt/cluster/systemd/cluster.target",
-		"etc/systemd/system/cluster-firstboot.service":             "/opt/cluster/systemd/cluster-firstboot.service",
+		"etc/systemd/system/cluster.target":                         "/opt/cluster/systemd/cluster.target",
+		"etc/systemd/system/cluster-firstboot.service":              "/opt/cluster/systemd/cluster-firstboot.service",
 		"etc/systemd/system/multi-user.target.wants/cluster.target": "/etc/systemd/system/cluster.target",
 	}
 	for p, target := range want {

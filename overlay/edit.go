@@ -68,9 +68,45 @@ func (t *Tree) Remove(p string) error {
 	return t.removeExisting(p, false)
 }
 
-// ReadFile returns the staged contents of regular file p.
-func (t *Tree) ReadFile(p string) ([]byte, error) {
+// Resolve follows symlinks at p (and in its parents) inside the tree, as the
+// booted host would, with absolute targets read from the tree root. It
+// returns the tree path that is not a symlink.
+func (t *Tree) Resolve(p string) (string, error) {
 	p = CleanRel(p)
+	for hops := 0; hops < 40; hops++ {
+		cur, rest := "", strings.Split(p, "/")
+		changed := false
+		for i, part := range rest {
+			if part == "" {
+				continue
+			}
+			next := path.Join(cur, part)
+			e, ok := t.Entries[next]
+			if ok && e.Kind == KindSymlink {
+				target, ok := resolveLink(cur, e.Link)
+				if !ok {
+					target = CleanRel(e.Link)
+				}
+				p = path.Join(append([]string{target}, rest[i+1:]...)...)
+				changed = true
+				break
+			}
+			cur = next
+		}
+		if !changed {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("resolving %q: too many levels of symlinks", "/"+p)
+}
+
+// ReadFile returns the staged contents of regular file p, following
+// symlinks inside the tree.
+func (t *Tree) ReadFile(p string) ([]byte, error) {
+	p, err := t.Resolve(p)
+	if err != nil {
+		return nil, err
+	}
 	e, ok := t.Entries[p]
 	if !ok || (e.Kind != KindFile && e.Kind != KindHardlink) {
 		return nil, fmt.Errorf("reading %q: not a regular file in the tree", "/"+p)
