@@ -1,0 +1,53 @@
+# imagebuilder — see README.md. Two entry points: `make demo` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/imagebuilder
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/imagebuilder
+BUILD := build
+BASE := $(BUILD)/base-debian12.tar
+# Debian packages the demo and the tests need (installed only when missing).
+APT_PACKAGES := qemu-system-x86 qemu-utils ovmf mmdebstrap systemd-boot-efi e2fsprogs \
+	dosfstools mtools gdisk bubblewrap zstd iproute2
+TEST_TIMEOUT ?= 40m
+
+.PHONY: all deps build demo test unit boot-test vet lint bench clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing $$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "deps: run as root or install: apt-get install $$missing" >&2; exit 1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./imagebuilder/cmd/imagebuilder
+
+$(BASE): distros/debian/mkbase.sh | deps
+	@mkdir -p $(BUILD)
+	distros/debian/mkbase.sh $(BASE)
+
+base: $(BASE)
+
+demo: deps build $(BASE)
+	BIN=$(BIN) BASE=$(BASE) BUILD=$(BUILD) CACHE_DIR=$(CACHE_DIR) examples/demo.sh
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out" >&2; exit 1; fi
+
+unit:
+	$(GO) test -count=1 -timeout 10m $$($(GO) list ./... | grep -v /qemu-tests)
+
+boot-test: deps $(BASE)
+	IMAGEBUILDER_BASE_TAR=$(abspath $(BASE)) IMAGEBUILDER_CACHE=$(CACHE_DIR) \
+	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./qemu-tests/... 2>&1 | tee $(BUILD)/boot-test.log; exit $${PIPESTATUS[0]}
+
+test: deps $(BASE) vet
+	IMAGEBUILDER_BASE_TAR=$(abspath $(BASE)) IMAGEBUILDER_CACHE=$(CACHE_DIR) \
+	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+clean:
+	rm -rf bin $(BUILD)

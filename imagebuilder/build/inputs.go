@@ -1,0 +1,144 @@
+package build
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"imagebuilder/imagebuilder/disk"
+	"imagebuilder/overlay"
+)
+
+// bundleInfo is what the pipeline needs to know about a cluster bundle
+// before installing it.
+type bundleInfo struct {
+	Prefix     string
+	ConfigHash string
+}
+
+// inspectBundle reads the bundle's manifest.json and etc/cluster.env.
+func inspectBundle(path string) (*bundleInfo, error) {
+	r, err := openTar(path)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	defer r.Close()
+	tr := tar.NewReader(r)
+	var manifest, env []byte
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: reading: %w", path, err)
+		}
+		switch strings.TrimPrefix(hdr.Name, "./") {
+		case "manifest.json":
+			manifest, err = io.ReadAll(io.LimitReader(tr, 256<<20))
+		case "etc/cluster.env":
+			env, err = io.ReadAll(io.LimitReader(tr, 1<<20))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", path, err)
+		}
+	}
+	if manifest == nil {
+		return nil, fmt.Errorf("bundle %s: no manifest.json (is it a bundle made by `imagebuilder pkg build`?)", path)
+	}
+	if env == nil {
+		return nil, fmt.Errorf("bundle %s: no etc/cluster.env: it carries no cluster configuration; run `imagebuilder genconf` on it first", path)
+	}
+	var m struct {
+		Prefix     string `json:"prefix"`
+		ConfigHash string `json:"config_hash"`
+	}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return nil, fmt.Errorf("bundle %s: manifest.json: %w", path, err)
+	}
+	info := &bundleInfo{Prefix: m.Prefix, ConfigHash: m.ConfigHash}
+	sc := bufio.NewScanner(bytes.NewReader(env))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CLUSTER_PREFIX="); ok && info.Prefix == "" {
+			info.Prefix = strings.Trim(v, `"`)
+		}
+	}
+	if info.Prefix == "" {
+		return nil, fmt.Errorf("bundle %s: manifest.json names no prefix", path)
+	}
+	return info, nil
+}
+
+// writeFstab mounts the root and the EFI system partition by UUID.
+func writeFstab(t *overlay.Tree, u disk.UUIDs) error {
+	fstab := "# Written by imagebuilder.\n" + u.Fstab("/boot/efi")
+	if err := t.MkdirAll("boot/efi", 0o755, 0, 0); err != nil {
+		return err
+	}
+	return t.WriteFile("etc/fstab", []byte(fstab), 0o644, 0, 0)
+}
+
+// writeManifest writes <name>.manifest.json and SHA256SUMS atomically.
+func writeManifest(dir string, res *Result) error {
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicWrite(filepath.Join(dir, res.Name+".manifest.json"), append(data, '\n')); err != nil {
+		return err
+	}
+	sums := map[string]string{}
+	if old, err := os.ReadFile(filepath.Join(dir, "SHA256SUMS")); err == nil {
+		for _, line := range strings.Split(string(old), "\n") {
+			if sum, name, ok := strings.Cut(line, "  "); ok {
+				sums[name] = sum
+			}
+		}
+	}
+	for _, a := range res.Artifacts {
+		sums[filepath.Base(a.Path)] = a.SHA256
+	}
+	names := make([]string, 0, len(sums))
+	for n := range sums {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s  %s\n", sums[n], n)
+	}
+	return atomicWrite(filepath.Join(dir, "SHA256SUMS"), []byte(b.String()))
+}
+
+// atomicWrite writes data to p via a temp file, fsync and rename.
+func atomicWrite(p string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), p)
+}

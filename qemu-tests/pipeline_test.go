@@ -1,0 +1,117 @@
+package qemutests
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"imagebuilder/genconf"
+	"imagebuilder/imagebuilder/build"
+	"imagebuilder/pkgbuild"
+	"imagebuilder/pkgbuild/bundle"
+)
+
+// repoRoot is the repository, one level up from this package.
+const repoRoot = ".."
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// baseTar returns the Debian base tarball or fails with how to get one.
+func baseTar(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("IMAGEBUILDER_BASE_TAR")
+	if p == "" {
+		t.Fatal("IMAGEBUILDER_BASE_TAR is not set: run the boot tests with `make test` (it builds the Debian base with distros/debian/mkbase.sh, cached)")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("IMAGEBUILDER_BASE_TAR: %v (build it with distros/debian/mkbase.sh %s)", err, p)
+	}
+	return p
+}
+
+func cacheDir(t *testing.T) string {
+	if d := os.Getenv("IMAGEBUILDER_CACHE"); d != "" {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(d, "imagebuilder")
+}
+
+// clusterBundle builds the reference packages (store cached across runs) and
+// bakes examples/config.yaml into them, once per test binary.
+var clusterBundle = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "imagebuilder-qemu-tests-")
+	if err != nil {
+		return "", err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cache := os.Getenv("IMAGEBUILDER_CACHE")
+	if cache == "" {
+		c, _ := os.UserCacheDir()
+		cache = filepath.Join(c, "imagebuilder")
+	}
+	b, err := pkgbuild.New(pkgbuild.Options{RepoRoot: repoRoot, StoreDir: filepath.Join(cache, "store"), Logger: log})
+	if err != nil {
+		return "", err
+	}
+	results, err := b.Build(context.Background())
+	if err != nil {
+		return "", err
+	}
+	base, _, _, err := bundle.AssembleFile(dir, bundle.Input{Prefix: pkgbuild.DefaultPrefix, Packages: pkgbuild.BundlePackages(results)})
+	if err != nil {
+		return "", err
+	}
+	cfg, err := genconf.Load(filepath.Join(repoRoot, "examples", "config.yaml"))
+	if err != nil {
+		return "", err
+	}
+	out, err := genconf.Generate(log, cfg, base, filepath.Join(dir, "serve"))
+	if err != nil {
+		return "", err
+	}
+	return out.Bundle, nil
+})
+
+// buildImage runs the real pipeline into a fresh folder.
+func buildImage(t *testing.T, role string, formats ...string) *build.Result {
+	t.Helper()
+	cb, err := clusterBundle()
+	if err != nil {
+		t.Fatalf("building the cluster bundle: %v", err)
+	}
+	res, err := build.Run(context.Background(), testLogger(t), build.Options{
+		Base: baseTar(t), Bundle: cb, Role: role, OutDir: t.TempDir(), Name: "host", Formats: formats,
+	})
+	if err != nil {
+		t.Fatalf("building the image: %v", err)
+	}
+	return res
+}
+
+func artifact(t *testing.T, res *build.Result, format string) string {
+	t.Helper()
+	for _, a := range res.Artifacts {
+		if a.Format == format {
+			return a.Path
+		}
+	}
+	t.Fatalf("no %s artifact in %+v", format, res.Artifacts)
+	return ""
+}
