@@ -1,0 +1,193 @@
+package pkgbuild
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"imagebuilder/pkgbuild/bundle"
+)
+
+// logTailLines is how many lines of a failed build's log the error carries.
+const logTailLines = 20
+
+// Builder builds packages into a store.
+type Builder struct {
+	opts   Options
+	store  Store
+	src    *sourceCache
+	treeMu sync.Mutex
+}
+
+// New returns a Builder; see Options for the defaults.
+func New(opts Options) (*Builder, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Builder{
+		opts:  o,
+		store: Store{Dir: o.StoreDir},
+		src:   &sourceCache{dir: filepath.Join(o.CacheDir, "sources"), client: o.HTTPClient, log: o.Logger},
+	}, nil
+}
+
+// Store is the builder's package store.
+func (b *Builder) Store() Store { return b.store }
+
+// Result is one package of a Build.
+type Result struct {
+	Name     string
+	ID       string
+	Tarball  string
+	SHA256   string
+	Metadata *Metadata
+	// Cached is true when the store already held the package.
+	Cached bool
+}
+
+// BundlePackage is the bundle input for this package.
+func (r Result) BundlePackage() bundle.Package {
+	return bundle.Package{Name: r.Name, ID: r.ID, Tarball: r.Tarball, SHA256: r.SHA256, Units: r.Metadata.Units}
+}
+
+// BundlePackages converts build results into bundle inputs.
+func BundlePackages(rs []Result) []bundle.Package {
+	out := make([]bundle.Package, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.BundlePackage())
+	}
+	return out
+}
+
+// Build plans and builds the named packages (all with no names) and their
+// requirements; see BuildPlan.
+func (b *Builder) Build(ctx context.Context, names ...string) ([]Result, error) {
+	pl, err := b.Plan(names...)
+	if err != nil {
+		return nil, err
+	}
+	return b.BuildPlan(ctx, pl)
+}
+
+func (b *Builder) buildOne(ctx context.Context, p *Package, deps map[string]Result) (Result, error) {
+	log := b.opts.Logger.With("package", p.Name, "id", p.ID)
+	md, err := b.store.Lookup(p.ID)
+	switch {
+	case err == nil:
+		log.Info("cache hit, not rebuilding")
+		return b.result(md, true), nil
+	case errors.Is(err, ErrCorrupt):
+		log.Warn("store entry does not verify; rebuilding", "err", err)
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return Result{}, fmt.Errorf("package %s: %w", p.Name, err)
+	}
+	start := time.Now()
+	log.Info("building")
+	md, err = b.build(ctx, p, deps)
+	if err != nil {
+		return Result{}, err
+	}
+	log.Info("built", "sha256", md.TarballSHA256, "duration", time.Since(start).Round(time.Millisecond))
+	return b.result(md, false), nil
+}
+
+func (b *Builder) result(md *Metadata, cached bool) Result {
+	return Result{Name: md.Name, ID: md.ID, Tarball: b.store.TarballPath(md.ID), SHA256: md.TarballSHA256, Metadata: md, Cached: cached}
+}
+
+func (b *Builder) build(ctx context.Context, p *Package, deps map[string]Result) (*Metadata, error) {
+	fail := func(err error) (*Metadata, error) {
+		return nil, fmt.Errorf("building package %s (%s): %w", p.Name, p.ID, err)
+	}
+	tmpRoot := filepath.Join(b.store.Dir, "tmp")
+	if err := os.MkdirAll(tmpRoot, 0o755); err != nil {
+		return fail(err)
+	}
+	work, err := os.MkdirTemp(tmpRoot, p.ID+"-")
+	if err != nil {
+		return fail(err)
+	}
+	defer removeAll(work)
+	spec, err := b.sandboxSpec(ctx, p, deps, work)
+	if err != nil {
+		return fail(err)
+	}
+	logPath := b.store.LogPath(p.ID)
+	var runErr error
+	err = writeAtomic(logPath, 0o644, func(w io.Writer) error {
+		net := "disabled"
+		if spec.Network {
+			net = "enabled"
+		}
+		fmt.Fprintf(w, "pkgbuild: building %s as %s (network %s)\n", p.Name, p.ID, net)
+		runErr = b.opts.Sandbox.Run(ctx, spec, w)
+		if runErr != nil {
+			fmt.Fprintf(w, "pkgbuild: build failed: %v\n", runErr)
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if runErr != nil {
+		return nil, fmt.Errorf("building package %s (%s) failed: %w; log %s; last %d lines:\n%s",
+			p.Name, p.ID, runErr, logPath, logTailLines, tail(logPath, logTailLines))
+	}
+	sum, err := writePackageTarball(filepath.Join(work, "out"), b.store.TarballPath(p.ID), b.opts.Prefix, b.opts.SourceDateEpoch)
+	if err != nil {
+		return fail(err)
+	}
+	md := &Metadata{
+		Name:            p.Name,
+		ID:              p.ID,
+		BuilderVersion:  BuilderVersion,
+		Prefix:          b.opts.Prefix,
+		SourceDateEpoch: b.opts.SourceDateEpoch,
+		Requires:        p.Requires,
+		Units:           p.Def.Info.Units,
+		StateDirectory:  p.Def.Info.StateDirectory,
+		Username:        p.Def.Info.Username,
+		Sources:         p.Sources,
+		TarballSHA256:   sum,
+	}
+	if err := b.store.writeMetadata(md); err != nil {
+		return fail(err)
+	}
+	return md, nil
+}
+
+// tail returns the last n lines of a file.
+func tail(file string, n int) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Sprintf("(cannot read log: %v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// removeAll removes a work tree even where a build left directories read-only.
+func removeAll(dir string) {
+	if os.RemoveAll(dir) == nil {
+		return
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	os.RemoveAll(dir)
+}

@@ -1,0 +1,334 @@
+package bundle
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"imagebuilder/pkgbuild/archive"
+)
+
+// maxUnitSize bounds a unit file copied into systemd/.
+const maxUnitSize = 1 << 20
+
+// Assemble writes the bundle for in to w and returns its manifest. Every entry of
+// every package tarball is validated; a hostile entry fails the whole bundle with
+// the entry's name.
+func Assemble(w io.Writer, in Input) (*Manifest, error) {
+	if err := checkPrefix(in.Prefix); err != nil {
+		return nil, err
+	}
+	if in.SourceDateEpoch < 0 {
+		return nil, fmt.Errorf("negative source date epoch %d", in.SourceDateEpoch)
+	}
+	if err := checkPackages(in.Packages); err != nil {
+		return nil, err
+	}
+	pkgs := append([]Package(nil), in.Packages...)
+	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].Name < pkgs[j].Name })
+
+	var items []item
+	var sources []source
+	var records []PackageRecord
+	active := map[string]string{}
+	farm := map[string]string{}      // bundle path -> package name
+	unitOwner := map[string]string{} // unit -> package name
+	roleUnits := map[string][]string{}
+	for _, p := range pkgs {
+		sc, err := scanPackage(p, in.Prefix)
+		if err != nil {
+			return nil, err
+		}
+		root := "packages/" + p.ID
+		src := len(sources)
+		sources = append(sources, source{
+			label:  fmt.Sprintf("package %s (%s)", p.Name, p.Tarball),
+			open:   packageOpener(p.Tarball, in.Prefix),
+			rename: func(n string) string { return root + "/" + n },
+		})
+		items = append(items, genDir(root), genSymlink("active/"+p.Name, "../"+root))
+		for _, it := range sc.items {
+			it.src = src
+			it.e.Name = root + "/" + it.e.Name
+			if it.e.Type == archive.TypeHardlink {
+				it.e.Linkname = root + "/" + it.e.Linkname
+			}
+			items = append(items, it)
+		}
+		for _, child := range sc.farm {
+			if other, ok := farm[child]; ok {
+				return nil, fmt.Errorf("packages %s and %s both provide %s", other, p.Name, child)
+			}
+			farm[child] = p.Name
+			items = append(items, genSymlink(child, "../active/"+p.Name+"/"+child))
+		}
+		for _, u := range sc.units {
+			if other, ok := unitOwner[u.name]; ok {
+				return nil, fmt.Errorf("packages %s and %s both ship unit %s", other, p.Name, u.name)
+			}
+			unitOwner[u.name] = p.Name
+			items = append(items, genFile("systemd/"+u.name, u.mode, u.data))
+		}
+		for unit, roles := range p.Units {
+			if unitOwner[unit] != p.Name {
+				return nil, fmt.Errorf("package %s lists unit %s but ships no systemd/%s", p.Name, unit, unit)
+			}
+			for _, r := range roles {
+				roleUnits[r] = append(roleUnits[r], unit)
+			}
+		}
+		active[p.Name] = p.ID
+		records = append(records, PackageRecord{Name: p.Name, ID: p.ID, TarballSHA256: sc.sha, Units: copyUnits(p.Units)})
+	}
+	for _, role := range Roles() {
+		name := "cluster-" + role + ".target"
+		if owner, ok := unitOwner[name]; ok {
+			return nil, fmt.Errorf("package %s ships %s, which the bundle generates", owner, name)
+		}
+		items = append(items, genFile("systemd/"+name, 0o644, roleTarget(role, roleUnits[role])))
+	}
+	for _, d := range topDirs {
+		items = append(items, genDir(d))
+	}
+	etc, err := etcItems(in.Files, nil)
+	if err != nil {
+		return nil, err
+	}
+	items = append(items, etc...)
+	act, err := json.MarshalIndent(struct {
+		Packages map[string]string `json:"packages"`
+	}{active}, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", activePath, err)
+	}
+	items = append(items, genFile(activePath, 0o644, append(act, '\n')))
+
+	if records == nil {
+		records = []PackageRecord{}
+	}
+	m := &Manifest{
+		Version:         ManifestVersion,
+		Prefix:          in.Prefix,
+		ConfigHash:      in.ConfigHash,
+		SourceDateEpoch: in.SourceDateEpoch,
+		Packages:        records,
+	}
+	return finishBundle(w, m, items, sources)
+}
+
+// finishBundle sorts items, fills m.Entries, adds manifest.json and writes.
+func finishBundle(w io.Writer, m *Manifest, items []item, sources []source) (*Manifest, error) {
+	if err := sortItems(items); err != nil {
+		return nil, err
+	}
+	m.Entries = manifestEntries(items)
+	mb, err := m.encode()
+	if err != nil {
+		return nil, err
+	}
+	items = append(items, genFile(manifestPath, 0o644, mb))
+	if err := sortItems(items); err != nil {
+		return nil, err
+	}
+	if err := writePlan(w, items, sources, m.SourceDateEpoch); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func copyUnits(u map[string][]string) map[string][]string {
+	if len(u) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(u))
+	for k, v := range u {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+// roleTarget is the generated systemd/cluster-<role>.target.
+func roleTarget(role string, units []string) []byte {
+	units = append([]string(nil), units...)
+	sort.Strings(units)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "[Unit]\nDescription=Cluster role %s\nPartOf=cluster.target\n", role)
+	if len(units) > 0 {
+		fmt.Fprintf(&b, "Wants=%s\nAfter=%s\n", strings.Join(units, " "), strings.Join(units, " "))
+	}
+	return b.Bytes()
+}
+
+// etcItems returns the config files and their parent directories below etc/.
+// existing says which bundle paths already exist and their type.
+func etcItems(files []File, existing map[string]archive.Type) ([]item, error) {
+	var items []item
+	seen := map[string]bool{}
+	dirs := map[string]bool{}
+	for _, f := range files {
+		if err := checkFile(f); err != nil {
+			return nil, err
+		}
+		if seen[f.Path] || dirs[f.Path] {
+			return nil, fmt.Errorf("config file %q given twice or also used as a directory", f.Path)
+		}
+		if t, ok := existing[f.Path]; ok && t != archive.TypeFile {
+			return nil, fmt.Errorf("config file %q would replace a %v", f.Path, t)
+		}
+		seen[f.Path] = true
+		items = append(items, genFile(f.Path, fileMode(f.Mode), f.Data))
+		for d := path.Dir(f.Path); d != "etc"; d = path.Dir(d) {
+			if seen[d] {
+				return nil, fmt.Errorf("config file %q is also a directory of %q", d, f.Path)
+			}
+			if t, ok := existing[d]; ok {
+				if t != archive.TypeDir {
+					return nil, fmt.Errorf("config file %q: %q is a %v in the base bundle", f.Path, d, t)
+				}
+				continue
+			}
+			if !dirs[d] {
+				dirs[d] = true
+				items = append(items, genDir(d))
+			}
+		}
+	}
+	return items, nil
+}
+
+type unitFile struct {
+	name string
+	mode fs.FileMode
+	data []byte
+}
+
+// packageScan is what the first pass learns from a package tarball.
+type packageScan struct {
+	sha   string
+	items []item // names relative to the package root
+	farm  []string
+	units []unitFile
+}
+
+func packageOpener(file, prefix string) func() (*archive.Reader, io.Closer, error) {
+	return func() (*archive.Reader, io.Closer, error) {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening package tarball: %w", err)
+		}
+		zr, err := archive.NewDecompressor(f)
+		if err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		return archive.NewReader(zr, archive.Policy{Prefix: prefix}), closers{zr, f}, nil
+	}
+}
+
+type closers []io.Closer
+
+func (c closers) Close() error {
+	var first error
+	for _, x := range c {
+		if err := x.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func fileSHA256(file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", fmt.Errorf("opening package tarball: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading %s: %w", file, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func scanPackage(p Package, prefix string) (*packageScan, error) {
+	fail := func(err error) (*packageScan, error) {
+		return nil, fmt.Errorf("package %s (%s): %w", p.Name, p.Tarball, err)
+	}
+	sha, err := fileSHA256(p.Tarball)
+	if err != nil {
+		return fail(err)
+	}
+	if p.SHA256 != "" && sha != p.SHA256 {
+		return fail(fmt.Errorf("tarball sha256 %s, want %s", sha, p.SHA256))
+	}
+	rd, c, err := packageOpener(p.Tarball, prefix)()
+	if err != nil {
+		return fail(err)
+	}
+	defer c.Close()
+	sc := &packageScan{sha: sha}
+	fileSHA := map[string]string{}
+	fileSize := map[string]int64{}
+	types := map[string]archive.Type{}
+	for {
+		e, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fail(err)
+		}
+		types[e.Name] = e.Type
+		it := item{e: *e}
+		dir, base := path.Split(e.Name)
+		dir = strings.TrimSuffix(dir, "/")
+		switch e.Type {
+		case archive.TypeFile:
+			h := sha256.New()
+			var unit bytes.Buffer
+			var wr io.Writer = h
+			isUnit := dir == "systemd"
+			if isUnit {
+				if e.Size > maxUnitSize {
+					return fail(fmt.Errorf("unit systemd/%s is larger than %d bytes", base, maxUnitSize))
+				}
+				wr = io.MultiWriter(h, &unit)
+			}
+			if _, err := io.Copy(wr, rd); err != nil {
+				return fail(fmt.Errorf("reading %q: %w", e.Name, err))
+			}
+			it.sha, it.size = hex.EncodeToString(h.Sum(nil)), e.Size
+			fileSHA[e.Name], fileSize[e.Name] = it.sha, e.Size
+			if isUnit {
+				sc.units = append(sc.units, unitFile{name: base, mode: e.Mode, data: unit.Bytes()})
+			}
+		case archive.TypeHardlink:
+			it.sha, it.size = fileSHA[e.Linkname], fileSize[e.Linkname]
+		}
+		if e.Type != archive.TypeFile && (dir == "systemd" || (e.Name == "systemd" && e.Type != archive.TypeDir)) {
+			return fail(fmt.Errorf("%q is a %v; systemd/ may hold only regular unit files", e.Name, e.Type))
+		}
+		if isFarmDir(dir) && types[dir] == archive.TypeDir {
+			sc.farm = append(sc.farm, e.Name)
+		}
+		sc.items = append(sc.items, it)
+	}
+	return sc, nil
+}
+
+func isFarmDir(d string) bool {
+	for _, f := range farmDirs {
+		if d == f {
+			return true
+		}
+	}
+	return false
+}
