@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+const usage = `usage:
+  clusterd serve --role ROLE [flags]   run the daemon (master: registry + HTTP; agent: registration)
+  clusterd check --role ROLE [flags]   exit 0 when a master lists this host's IP
+
+flags (defaults from the environment: DETECTED_IP, MASTER_LIST, CLUSTER_NAME, STATE_DIRECTORY):
+  --role ROLE        master, agent or agent_public
+  --ip IP            this host's IP (default $DETECTED_IP)
+  --masters "IP..."  master IPs (default $MASTER_LIST)
+  --port N           registry port on masters (default 7070)
+serve only:
+  --listen ADDR      master listen address (default IP:PORT)
+  --state-dir DIR    where the master persists its registry (default $STATE_DIRECTORY or /var/lib/clusterd)
+  --cluster NAME     cluster name reported by the registry (default $CLUSTER_NAME)
+  --every D          re-registration interval (default 10s)
+check only:
+  --timeout D        per-request timeout (default 5s)
+`
+
+type config struct {
+	role, ip, masters, port string
+	listen, stateDir, name  string
+	every, timeout          time.Duration
+	minBackoff, maxBackoff  time.Duration
+}
+
+// run is the command line; getenv supplies the environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if len(args) == 0 || (args[0] != "serve" && args[0] != "check") {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd := args[0]
+	stateDir := "/var/lib/clusterd"
+	if s := getenv("STATE_DIRECTORY"); s != "" {
+		stateDir, _, _ = strings.Cut(s, ":")
+	}
+	c := config{every: 10 * time.Second, timeout: 5 * time.Second, minBackoff: time.Second, maxBackoff: 30 * time.Second}
+	fs := flag.NewFlagSet("clusterd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.role, "role", "", "host role")
+	fs.StringVar(&c.ip, "ip", getenv("DETECTED_IP"), "this host's IP")
+	fs.StringVar(&c.masters, "masters", getenv("MASTER_LIST"), "master IPs")
+	fs.StringVar(&c.port, "port", "7070", "registry port")
+	if cmd == "serve" {
+		fs.StringVar(&c.listen, "listen", "", "master listen address")
+		fs.StringVar(&c.stateDir, "state-dir", stateDir, "state directory")
+		fs.StringVar(&c.name, "cluster", getenv("CLUSTER_NAME"), "cluster name")
+		fs.DurationVar(&c.every, "every", c.every, "re-registration interval")
+		fs.DurationVar(&c.minBackoff, "retry-min", c.minBackoff, "first retry wait")
+		fs.DurationVar(&c.maxBackoff, "retry-max", c.maxBackoff, "longest retry wait")
+	} else {
+		fs.DurationVar(&c.timeout, "timeout", c.timeout, "per-request timeout")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if err := c.validate(fs.NArg()); err != nil {
+		fmt.Fprintf(stderr, "clusterd %s: %v\n", cmd, err)
+		return 2
+	}
+	var err error
+	if cmd == "serve" {
+		err = serve(ctx, c, log)
+	} else {
+		var url string
+		url, err = check(ctx, &http.Client{Timeout: c.timeout}, c.checkURLs(), c.ip)
+		if err == nil {
+			fmt.Fprintf(stdout, "clusterd check: %s (%s) is a member: listed by %s\n", c.ip, c.role, url)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "clusterd %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+func (c config) validate(extra int) error {
+	var errs []error
+	if extra > 0 {
+		errs = append(errs, errors.New("unexpected arguments"))
+	}
+	if !validRole(c.role) {
+		errs = append(errs, fmt.Errorf("--role %q: want master, agent or agent_public", c.role))
+	}
+	if _, _, err := validMember(c.ip, "agent"); err != nil {
+		errs = append(errs, fmt.Errorf("--ip (or $DETECTED_IP) %q is not a usable IP", c.ip))
+	}
+	if c.role != "master" && len(strings.Fields(c.masters)) == 0 {
+		errs = append(errs, errors.New("--masters (or $MASTER_LIST) is empty"))
+	}
+	if c.every <= 0 || c.timeout <= 0 || c.minBackoff <= 0 || c.maxBackoff < c.minBackoff {
+		errs = append(errs, errors.New("durations must be positive and --retry-max >= --retry-min"))
+	}
+	if c.stateDir != "" && !filepath.IsAbs(c.stateDir) {
+		errs = append(errs, fmt.Errorf("--state-dir %q is not absolute", c.stateDir))
+	}
+	return errors.Join(errs...)
+}
+
+// checkURLs are the registries a check asks: a master asks itself, other
+// roles ask every master.
+func (c config) checkURLs() []string {
+	if c.role == "master" {
+		return []string{membersURL(c.ip, c.port)}
+	}
+	var urls []string
+	for _, m := range strings.Fields(c.masters) {
+		urls = append(urls, membersURL(m, c.port))
+	}
+	return urls
+}
+
+// serve runs the daemon until ctx ends.
+func serve(ctx context.Context, c config, log *slog.Logger) error {
+	self := registration{IP: c.ip, Role: c.role}
+	reg := registrar{
+		client:     &http.Client{Timeout: 5 * time.Second},
+		self:       self,
+		every:      c.every,
+		minBackoff: c.minBackoff,
+		maxBackoff: c.maxBackoff,
+		log:        log,
+	}
+	var peers []string
+	for _, m := range strings.Fields(c.masters) {
+		if m != c.ip {
+			peers = append(peers, membersURL(m, c.port))
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Stop the registration loops whenever serve returns.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, url := range peers {
+		wg.Go(func() { reg.run(ctx, url) })
+	}
+	if c.role != "master" {
+		log.Info("clusterd agent running", "ip", c.ip, "role", c.role, "masters", c.masters)
+		<-ctx.Done()
+		return nil
+	}
+
+	registry, err := OpenRegistry(filepath.Join(c.stateDir, "members.json"), time.Now)
+	if err != nil {
+		return err
+	}
+	if _, _, err := registry.Register(c.ip, "master"); err != nil {
+		return fmt.Errorf("registering self: %w", err)
+	}
+	addr := c.listen
+	if addr == "" {
+		addr = net.JoinHostPort(c.ip, c.port)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	return serveRegistry(ctx, ln, newHandler(registry, c.name, log), log)
+}
+
+// serveRegistry serves h on ln until ctx ends, then shuts down gracefully.
+func serveRegistry(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("clusterd master serving", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
+}
