@@ -104,18 +104,28 @@ func Parse(configPath string, data []byte, readFile func(string) ([]byte, error)
 			return nil, rep
 		}
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			for _, e := range te.Errors {
-				if m := unknownFieldRE.FindStringSubmatch(e); m != nil {
-					rep.add(m[2], "line %s: unknown key (known keys: %s)", m[1], knownKeys)
-					continue
-				}
-				rep.add("(yaml)", "%s", e)
-			}
+		if !errors.As(err, &te) {
+			rep.add("(yaml)", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
 			return nil, rep
 		}
-		rep.add("(yaml)", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-		return nil, rep
+		onlyUnknown := true
+		for _, e := range te.Errors {
+			if m := unknownFieldRE.FindStringSubmatch(e); m != nil {
+				rep.add(m[2], "line %s: unknown key (known keys: %s)", m[1], knownKeys)
+				continue
+			}
+			onlyUnknown = false
+			rep.add("(yaml)", "%s", e)
+		}
+		if !onlyUnknown {
+			return nil, rep
+		}
+		// Unknown keys are reported; validate the known ones too, so every
+		// problem shows up in one run.
+		c = Config{}
+		if err := yaml.Unmarshal(data, &c); err != nil {
+			return nil, rep
+		}
 	}
 	res := &Resolved{ClusterName: c.ClusterName, Prefix: c.Prefix}
 	if c.ClusterName == "" {

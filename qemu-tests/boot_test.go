@@ -57,7 +57,8 @@ func bootVM(t *testing.T, disk string, name string, creds map[string]string) *qe
 // asserts from the serial console that firstboot detected the IP and joined;
 // then boots the same disk again and asserts it does not join a second time.
 func TestBootJoinsOnceUEFI(t *testing.T) {
-	res := buildImage(t, "", "qcow2")
+	t.Parallel()
+	res := buildImage(t, clusterBundle(t, ""), "", "qcow2")
 	img := artifact(t, res, "qcow2")
 	// The boots write to a copy-on-write child of the image, like a host's disk.
 	disk := filepath.Join(t.TempDir(), "host-disk.qcow2")
@@ -98,6 +99,26 @@ func TestBootJoinsOnceUEFI(t *testing.T) {
 	}
 	if joinedRE.Match(console) {
 		t.Errorf("second boot joined again:\n%s", tail(console, 3000))
+	}
+}
+
+// TestBadIPDetectNeverJoins bakes an ip-detect that prints two addresses:
+// the host must not join, and the console must say which script printed what.
+func TestBadIPDetectNeverJoins(t *testing.T) {
+	t.Parallel()
+	cb := clusterBundle(t, "#!/bin/sh\necho 10.0.2.15\necho 10.0.2.16\n")
+	res := buildImage(t, cb, "master", "qcow2")
+	vm := bootVM(t, artifact(t, res, "qcow2"), "boot", nil)
+	failedRE := regexp.MustCompile(`cluster-firstboot: FAILED: ip-detect /opt/cluster/etc/ip-detect gave no usable IP.*got 2 lines`)
+	if _, err := vm.Expect(context.Background(), failedRE, bootTimeout); err != nil {
+		t.Fatalf("%v", err)
+	}
+	// Give a wrongly started firstboot a moment to show itself.
+	time.Sleep(3 * time.Second)
+	vm.Kill()
+	console, _ := os.ReadFile(vm.ConsoleLog())
+	if regexp.MustCompile(`cluster-firstboot: joined cluster`).Match(console) {
+		t.Errorf("host joined although ip-detect failed:\n%s", tail(console, 3000))
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 const repoRoot = ".."
 
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 type testWriter struct{ t *testing.T }
@@ -53,9 +53,9 @@ func cacheDir(t *testing.T) string {
 	return filepath.Join(d, "imagebuilder")
 }
 
-// clusterBundle builds the reference packages (store cached across runs) and
-// bakes examples/config.yaml into them, once per test binary.
-var clusterBundle = sync.OnceValues(func() (string, error) {
+// baseBundle builds the reference packages (the store is cached across
+// runs) and assembles the bundle, once per test binary.
+var baseBundle = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "imagebuilder-qemu-tests-")
 	if err != nil {
 		return "", err
@@ -74,28 +74,45 @@ var clusterBundle = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	base, _, _, err := bundle.AssembleFile(dir, bundle.Input{Prefix: pkgbuild.DefaultPrefix, Packages: pkgbuild.BundlePackages(results)})
-	if err != nil {
-		return "", err
-	}
-	cfg, err := genconf.Load(filepath.Join(repoRoot, "examples", "config.yaml"))
-	if err != nil {
-		return "", err
-	}
-	out, err := genconf.Generate(log, cfg, base, filepath.Join(dir, "serve"))
-	if err != nil {
-		return "", err
-	}
-	return out.Bundle, nil
+	path, _, _, err := bundle.AssembleFile(dir, bundle.Input{Prefix: pkgbuild.DefaultPrefix, Packages: pkgbuild.BundlePackages(results)})
+	return path, err
 })
 
-// buildImage runs the real pipeline into a fresh folder.
-func buildImage(t *testing.T, role string, formats ...string) *build.Result {
+// clusterBundle bakes examples/config.yaml into the base bundle, with the
+// example's ip-detect or, when ipDetect is not empty, that script instead.
+func clusterBundle(t *testing.T, ipDetect string) string {
 	t.Helper()
-	cb, err := clusterBundle()
+	base, err := baseBundle()
 	if err != nil {
-		t.Fatalf("building the cluster bundle: %v", err)
+		t.Fatalf("building the bundle: %v", err)
 	}
+	cfgDir := t.TempDir()
+	for _, f := range []string{"config.yaml", "ip-detect"} {
+		data, err := os.ReadFile(filepath.Join(repoRoot, "examples", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "ip-detect" && ipDetect != "" {
+			data = []byte(ipDetect)
+		}
+		if err := os.WriteFile(filepath.Join(cfgDir, f), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := genconf.Load(filepath.Join(cfgDir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := genconf.Generate(testLogger(t), cfg, base, filepath.Join(t.TempDir(), "serve"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Bundle
+}
+
+// buildImage runs the real pipeline into a fresh folder.
+func buildImage(t *testing.T, cb, role string, formats ...string) *build.Result {
+	t.Helper()
 	res, err := build.Run(context.Background(), testLogger(t), build.Options{
 		Base: baseTar(t), Bundle: cb, Role: role, OutDir: t.TempDir(), Name: "host", Formats: formats,
 	})
