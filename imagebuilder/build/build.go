@@ -67,7 +67,7 @@ type Result struct {
 	Prefix       string     `json:"prefix"`
 	Role         string     `json:"role,omitempty"`
 	Artifacts    []Artifact `json:"artifacts"`
-	Stages       []Stage    `json:"stages"`
+	Stages       []Stage    `json:"stages,omitempty"`
 }
 
 func (o *Options) validate() error {

@@ -87,8 +87,17 @@ func writeFstab(t *overlay.Tree, u disk.UUIDs) error {
 }
 
 // writeManifest writes <name>.manifest.json and SHA256SUMS atomically.
+// The manifest holds no timings and no folder names, so the same inputs give
+// the same manifest wherever and whenever they are built.
 func writeManifest(dir string, res *Result) error {
-	data, err := json.MarshalIndent(res, "", "  ")
+	m := *res
+	m.Stages = nil
+	m.Artifacts = make([]Artifact, len(res.Artifacts))
+	for i, a := range res.Artifacts {
+		a.Path = filepath.Base(a.Path)
+		m.Artifacts[i] = a
+	}
+	data, err := json.MarshalIndent(&m, "", "  ")
 	if err != nil {
 		return err
 	}
