@@ -31,7 +31,7 @@ $(BASE): distros/debian/mkbase.sh | deps
 
 base: $(BASE)
 
-demo: deps build $(BASE)
+demo: deps build
 	BIN=$(BIN) BASE=$(BASE) BUILD=$(BUILD) CACHE_DIR=$(CACHE_DIR) examples/demo.sh
 
 vet:

@@ -17,6 +17,7 @@ stage() { # stage NAME CMD...
   "$@"
   stages+=("$(awk -v n="$name" -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%-28s %6.1fs", n, b-a}')")
 }
+stage "debian base" distros/debian/mkbase.sh "$BASE" >/dev/null
 stage "pkg build"     "$BIN" pkg build --packages packages --store "$CACHE_DIR/store" --out "$demo/bundle.tar.zst"
 stage "genconf"       "$BIN" genconf --config examples/config.yaml --bundle "$demo/bundle.tar.zst" --out "$demo/serve"
 cluster_bundle=$(ls "$demo"/serve/cluster-bundle-*.tar.zst)
@@ -33,3 +34,4 @@ for f in "$demo/bundle.tar.zst" "$cluster_bundle" "$demo/images/demo.raw" "$demo
 done
 echo "Seconds per stage:"
 printf '  %s\n' "${stages[@]}"
+echo "demo: OK — the host booted, detected its IP and joined cluster demo."
