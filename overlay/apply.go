@@ -118,7 +118,7 @@ func (t *Tree) applyEntry(r io.Reader, hdr *tar.Header, at string, opts ApplyOpt
 	case tar.TypeDir:
 		e.Kind = KindDir
 		return t.putDir(e)
-	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // TypeRegA appears in old archives
+	case tar.TypeReg: // archive/tar reports old-style TypeRegA entries as TypeReg
 		e.Kind = KindFile
 		e.Size = hdr.Size
 		return t.putFile(e, r)

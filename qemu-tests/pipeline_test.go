@@ -42,17 +42,6 @@ func baseTar(t *testing.T) string {
 	return p
 }
 
-func cacheDir(t *testing.T) string {
-	if d := os.Getenv("IMAGEBUILDER_CACHE"); d != "" {
-		return d
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(d, "imagebuilder")
-}
-
 // baseBundle builds the reference packages (the store is cached across
 // runs) and assembles the bundle, once per test binary.
 var baseBundle = sync.OnceValues(func() (string, error) {

@@ -85,13 +85,10 @@ func (r *Reader) check(hdr *tar.Header) (e *Entry, skip bool, err error) {
 	}
 	e = &Entry{}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // archive/tar reports old-style TypeRegA entries as TypeReg (or TypeDir)
 		e.Type = TypeFile
 		if strings.HasSuffix(raw, "/") {
-			if !lenient || hdr.Typeflag != tar.TypeRegA {
-				return nil, false, refuse(raw, "regular file name ends in a slash")
-			}
-			e.Type = TypeDir
+			return nil, false, refuse(raw, "regular file name ends in a slash")
 		}
 	case tar.TypeDir:
 		e.Type = TypeDir
