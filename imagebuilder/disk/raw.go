@@ -247,7 +247,6 @@ func WriteRaw(ctx context.Context, log *slog.Logger, tree *overlay.Tree, out str
 	defer os.RemoveAll(work)
 
 	b := &ext4Build{Tools: opts.Tools, Tree: tree, Staged: st, Plan: plan, UUIDs: res.UUIDs, Epoch: opts.SourceDateEpoch, WorkDir: work}
-	start = time.Now()
 	rootImg, fx, err := b.build(ctx, &res.Timings)
 	if err != nil {
 		return nil, err

@@ -125,7 +125,3 @@ func splitNul(b []byte) []string {
 	return out
 }
 
-// hostPath is the staging path of tree path p.
-func hostPath(tree *overlay.Tree, p string) string {
-	return filepath.Join(tree.Root, filepath.FromSlash(p))
-}

@@ -138,18 +138,18 @@ var credNameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 func (c Config) validate() error {
 	var errs []error
 	if c.Disk == "" {
-		errs = append(errs, errors.New("Disk is required"))
+		errs = append(errs, errors.New("disk: required"))
 	}
 	if c.Format != "raw" && c.Format != "qcow2" {
-		errs = append(errs, fmt.Errorf("Format %q: want raw or qcow2", c.Format))
+		errs = append(errs, fmt.Errorf("format %q: want raw or qcow2", c.Format))
 	}
 	switch c.Accel {
 	case "tcg", "kvm", "auto":
 	default:
-		errs = append(errs, fmt.Errorf("Accel %q: want tcg, kvm or auto", c.Accel))
+		errs = append(errs, fmt.Errorf("accel %q: want tcg, kvm or auto", c.Accel))
 	}
 	if c.Memory < 64 || c.CPUs < 1 {
-		errs = append(errs, fmt.Errorf("Memory %d MiB / CPUs %d out of range", c.Memory, c.CPUs))
+		errs = append(errs, fmt.Errorf("memory %d MiB / cpus %d out of range", c.Memory, c.CPUs))
 	}
 	for name, v := range c.SMBIOSCredentials {
 		if !credNameRe.MatchString(name) {
@@ -217,7 +217,7 @@ func (n NIC) validate() error {
 		}
 	}
 	if strings.ContainsAny(n.Net+n.MAC+n.Model, ",=") {
-		errs = append(errs, errors.New("Net, MAC and Model must not contain ',' or '='"))
+		errs = append(errs, errors.New("nic: net, mac and model must not contain ',' or '='"))
 	}
 	return errors.Join(errs...)
 }

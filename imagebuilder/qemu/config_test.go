@@ -104,8 +104,8 @@ func TestConfigValidate(t *testing.T) {
 		errs []string
 	}{
 		{name: "ok", cfg: Config{Disk: "d.raw"}},
-		{name: "no disk", cfg: Config{}, errs: []string{"Disk is required"}},
-		{name: "bad accel and format", cfg: Config{Disk: "d", Accel: "hvf", Format: "vmdk"}, errs: []string{`Accel "hvf"`, `Format "vmdk"`}},
+		{name: "no disk", cfg: Config{}, errs: []string{"disk: required"}},
+		{name: "bad accel and format", cfg: Config{Disk: "d", Accel: "hvf", Format: "vmdk"}, errs: []string{`accel "hvf"`, `format "vmdk"`}},
 		{name: "hostfwd off loopback", cfg: Config{Disk: "d", NICs: []NIC{{HostFwd: []HostFwd{{HostAddr: "0.0.0.0", HostPort: 22, GuestPort: 22}}}}}, errs: []string{"must be loopback"}},
 		{name: "guestfwd to the network", cfg: Config{Disk: "d", NICs: []NIC{{GuestFwd: []GuestFwd{{GuestAddr: "10.0.2.100", GuestPort: 80, Target: "192.0.2.1:80"}}}}}, errs: []string{"must be a loopback host:port"}},
 		{name: "socket off loopback", cfg: Config{Disk: "d", NICs: []NIC{{SocketConnect: "192.0.2.1:4000"}}}, errs: []string{"must be a loopback host:port"}},
