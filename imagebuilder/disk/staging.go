@@ -124,4 +124,3 @@ func splitNul(b []byte) []string {
 	}
 	return out
 }
-
