@@ -2,8 +2,8 @@ package genconf
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
+	"imagebuilder/pkgbuild/atomicfile"
 	"io"
 	"log/slog"
 	"os"
@@ -41,9 +41,7 @@ func Generate(log *slog.Logger, cfg *Resolved, baseBundle, outDir string) (*Outp
 		return nil, fmt.Errorf("prefix: config says %q but bundle %s was built for %q; rebuild the packages with --prefix %s or change prefix in config.yaml",
 			cfg.Prefix, baseBundle, m.Prefix, cfg.Prefix)
 	}
-	if _, err := base.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
+	base.Close()
 	files, hash := cfg.Files()
 	extra := make([]bundle.File, len(files))
 	for i, f := range files {
@@ -52,20 +50,10 @@ func Generate(log *slog.Logger, cfg *Resolved, baseBundle, outDir string) (*Outp
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", outDir, err)
 	}
-	tmp, err := os.CreateTemp(outDir, ".cluster-bundle-*.tmp")
+	written, sum, _, err := bundle.ExtendFile(baseBundle, outDir, extra, hash)
 	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	if _, err := bundle.Extend(base, io.MultiWriter(tmp, h), extra, hash); err != nil {
-		tmp.Close()
 		return nil, fmt.Errorf("baking config into %s: %w", baseBundle, err)
 	}
-	if err := syncClose(tmp); err != nil {
-		return nil, err
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	out := &Output{
 		Bundle:       filepath.Join(outDir, "cluster-bundle-"+sum[:12]+".tar.zst"),
 		BundleSHA256: sum,
@@ -74,10 +62,7 @@ func Generate(log *slog.Logger, cfg *Resolved, baseBundle, outDir string) (*Outp
 		SHA256Sums:   filepath.Join(outDir, "SHA256SUMS"),
 	}
 	// Older cluster bundles in the folder are left alone; SHA256SUMS lists them all.
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp.Name(), out.Bundle); err != nil {
+	if err := os.Rename(written, out.Bundle); err != nil {
 		return nil, err
 	}
 	if err := writeAtomic(out.Summary, []byte(cfg.Summary(hash, m))); err != nil {
@@ -133,30 +118,4 @@ func writeSums(dir, out string) error {
 	return writeAtomic(out, []byte(b.String()))
 }
 
-func syncClose(f *os.File) error {
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func writeAtomic(p string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := syncClose(f); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
-}
+func writeAtomic(p string, data []byte) error { return atomicfile.WriteFile(p, data, 0o644) }

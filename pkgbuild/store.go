@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"imagebuilder/pkgbuild/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -84,49 +85,12 @@ func (s Store) writeMetadata(md *Metadata) error {
 	return writeFileAtomic(s.MetadataPath(md.ID), append(b, '\n'), 0o644)
 }
 
-// writeFileAtomic writes data to path via a temp file in the same directory,
-// fsync and rename.
 func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	return writeAtomic(path, mode, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
+	return atomicfile.WriteFile(path, data, mode)
 }
 
-// writeAtomic streams into a temp file next to path, fsyncs it, renames it over
-// path and fsyncs the directory.
 func writeAtomic(path string, mode fs.FileMode, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if err := write(tmp); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("renaming %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.Write(path, mode, write)
 }
 
 // sha256Writer passes writes through and digests them.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"imagebuilder/pkgbuild/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -127,27 +128,4 @@ func writeManifest(dir string, res *Result) error {
 	return atomicWrite(filepath.Join(dir, "SHA256SUMS"), []byte(b.String()))
 }
 
-// atomicWrite writes data to p via a temp file, fsync and rename.
-func atomicWrite(p string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
-}
+func atomicWrite(p string, data []byte) error { return atomicfile.WriteFile(p, data, 0o644) }

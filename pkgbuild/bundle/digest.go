@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"imagebuilder/pkgbuild/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -76,14 +77,4 @@ func writeNamed(dir string, write func(io.Writer) (*Manifest, error)) (string, s
 	return final, digest, m, nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
