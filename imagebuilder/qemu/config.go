@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Firmware is a UEFI firmware: read-only code and a variable store
@@ -91,6 +92,11 @@ type Config struct {
 	WorkDir string
 	// NoReboot makes a guest reboot end QEMU instead.
 	NoReboot bool
+	// TCGNudge is how often a TCG guest gets a Shift key tap once its
+	// kernel runs, against lost vCPU wake-ups that stall a boot until the
+	// next interrupt (see nudge.go); 0 is DefaultTCGNudge, negative
+	// disables it. KVM guests are never nudged.
+	TCGNudge time.Duration
 	// QEMU and QemuImg are the programs (default qemu-system-x86_64 from
 	// qemu-system-x86, qemu-img from qemu-utils).
 	QEMU    string
@@ -128,6 +134,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.TCGNudge == 0 {
+		c.TCGNudge = DefaultTCGNudge
 	}
 	return c
 }
@@ -265,7 +274,7 @@ func (n NIC) args(i int) []string {
 
 // qemuArgs is QEMU's command line for a VM whose drive is disk (the image
 // or its overlay), firmware variables vars and console log console.
-func (c Config) qemuArgs(accel, disk, format, vars, console string) []string {
+func (c Config) qemuArgs(accel, disk, format, vars, console, qmp string) []string {
 	args := []string{
 		"-name", "imagebuilder",
 		"-nodefaults", "-no-user-config",
@@ -287,6 +296,9 @@ func (c Config) qemuArgs(accel, disk, format, vars, console string) []string {
 	}
 	if c.NoReboot {
 		args = append(args, "-no-reboot")
+	}
+	if qmp != "" {
+		args = append(args, "-qmp", "unix:"+optEscape(qmp)+",server=on,wait=off")
 	}
 	names := make([]string, 0, len(c.SMBIOSCredentials))
 	for n := range c.SMBIOSCredentials {

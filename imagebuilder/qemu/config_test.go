@@ -11,6 +11,7 @@ func TestQemuArgs(t *testing.T) {
 		name  string
 		cfg   func(c *Config)
 		accel string
+		qmp   string
 		want  []string // consecutive pairs/flags that must appear
 		not   []string
 	}{
@@ -25,6 +26,12 @@ func TestQemuArgs(t *testing.T) {
 				"-drive if=virtio,format=raw,file=/img/disk.raw",
 			},
 			not: []string{"-nic", "-nographic", "-no-reboot", "-cpu"},
+		},
+		{
+			name:  "QMP socket for the TCG nudge",
+			accel: "tcg",
+			qmp:   "/w/qmp.sock",
+			want:  []string{"-qmp unix:/w/qmp.sock,server=on,wait=off"},
 		},
 		{
 			name:  "kvm and a CPU model",
@@ -76,7 +83,7 @@ func TestQemuArgs(t *testing.T) {
 			if err := c.validate(); err != nil {
 				t.Fatal(err)
 			}
-			args := c.qemuArgs(tc.accel, c.Disk, c.Format, "/w/vars.fd", "/w/console.log")
+			args := c.qemuArgs(tc.accel, c.Disk, c.Format, "/w/vars.fd", "/w/console.log", tc.qmp)
 			joined := " " + strings.Join(args, " ") + " "
 			for _, w := range tc.want {
 				if !strings.Contains(joined, " "+w+" ") {

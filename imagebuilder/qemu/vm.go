@@ -16,13 +16,14 @@ import (
 
 // VM is a running QEMU process.
 type VM struct {
-	cfg     Config
-	args    []string
-	cmd     *exec.Cmd
-	workDir string
-	ownWork bool
-	console string
-	stderr  *lockedBuffer
+	cfg       Config
+	args      []string
+	cmd       *exec.Cmd
+	workDir   string
+	ownWork   bool
+	extraDirs []string
+	console   string
+	stderr    *lockedBuffer
 
 	done    chan struct{}
 	waitErr error
@@ -142,7 +143,20 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 			accel = "kvm"
 		}
 	}
-	v.args = cfg.qemuArgs(accel, disk, format, vars, v.console)
+	qmpSock := ""
+	if accel == "tcg" && cfg.TCGNudge > 0 {
+		// Unix socket paths are limited to 107 bytes.
+		qmpSock = filepath.Join(v.workDir, "qmp.sock")
+		if len(qmpSock) > 100 {
+			dir, err := os.MkdirTemp("", "ibqmp-")
+			if err != nil {
+				return nil, err
+			}
+			v.extraDirs = append(v.extraDirs, dir)
+			qmpSock = filepath.Join(dir, "qmp.sock")
+		}
+	}
+	v.args = cfg.qemuArgs(accel, disk, format, vars, v.console, qmpSock)
 	cmd := exec.Command(qemu, v.args...)
 	cmd.Stdin = nil
 	cmd.Stdout = v.stderr
@@ -165,6 +179,9 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		case <-v.done:
 		}
 	}()
+	if qmpSock != "" {
+		go v.nudge(ctx, qmpSock, cfg.TCGNudge)
+	}
 	ok = true
 	return v, nil
 }
@@ -224,6 +241,9 @@ func (v *VM) Kill() error {
 func (v *VM) cleanup() {
 	if v.ownWork {
 		os.RemoveAll(v.workDir)
+	}
+	for _, d := range v.extraDirs {
+		os.RemoveAll(d)
 	}
 }
 
