@@ -41,7 +41,7 @@ func noArtifacts(t *testing.T, dir string) {
 }
 
 func TestHelpTeachesWithExamples(t *testing.T) {
-	for _, cmd := range [][]string{{"build"}, {"genconf"}, {"boot"}, {"pkg", "build"}} {
+	for _, cmd := range [][]string{{"build"}, {"genconf"}, {"boot"}, {"pkg"}, {"pkg", "build"}} {
 		code, out, _ := run(t, append(cmd, "--help")...)
 		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "imagebuilder "+cmd[0]) {
 			t.Errorf("%v --help: code %d, no example:\n%s", cmd, code, out)

@@ -17,6 +17,10 @@ func newPkgCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pkg",
 		Short: "Build packages from packages/<name>/{buildinfo.json,build} and assemble the bundle",
+		Long: `pkg works on package definitions: packages/<name>/buildinfo.json (sources,
+requires, units, ...) and packages/<name>/build (a bash script that installs
+into $OUT). See "imagebuilder pkg build --help".`,
+		Example: `  imagebuilder pkg build --out build/bundle.tar.zst`,
 	}
 	cmd.AddCommand(newPkgBuildCmd(g))
 	return cmd
