@@ -189,10 +189,16 @@ func serveRegistry(ctx context.Context, ln net.Listener, h http.Handler, log *sl
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Graceful first; a connection accepted but not yet sending its request
+	// counts as busy for 5 s in net/http, so after a short wait the rest is
+	// closed: a stopping daemon must stop.
+	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
+		log.Warn("graceful shutdown incomplete; closing remaining connections", "err", err)
+		if err := srv.Close(); err != nil {
+			return fmt.Errorf("shutting down: %w", err)
+		}
 	}
 	return nil
 }
