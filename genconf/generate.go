@@ -1,10 +1,8 @@
 package genconf
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"imagebuilder/pkgbuild/atomicfile"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -28,12 +26,7 @@ type Output struct {
 // The bundle's prefix must be the config's. Nothing appears under a final
 // name until it is complete.
 func Generate(log *slog.Logger, cfg *Resolved, baseBundle, outDir string) (*Output, error) {
-	base, err := os.Open(baseBundle)
-	if err != nil {
-		return nil, fmt.Errorf("opening base bundle: %w", err)
-	}
-	defer base.Close()
-	m, err := bundle.ReadManifest(base)
+	m, err := readManifest(baseBundle)
 	if err != nil {
 		return nil, fmt.Errorf("base bundle %s: %w", baseBundle, err)
 	}
@@ -41,7 +34,6 @@ func Generate(log *slog.Logger, cfg *Resolved, baseBundle, outDir string) (*Outp
 		return nil, fmt.Errorf("prefix: config says %q but bundle %s was built for %q; rebuild the packages with --prefix %s or change prefix in config.yaml",
 			cfg.Prefix, baseBundle, m.Prefix, cfg.Prefix)
 	}
-	base.Close()
 	files, hash := cfg.Files()
 	extra := make([]bundle.File, len(files))
 	for i, f := range files {
@@ -75,6 +67,15 @@ func Generate(log *slog.Logger, cfg *Resolved, baseBundle, outDir string) (*Outp
 	return out, nil
 }
 
+func readManifest(path string) (*bundle.Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return bundle.ReadManifest(f)
+}
+
 // Summary is the human-readable account of the configuration.
 func (r *Resolved) Summary(hash string, m *bundle.Manifest) string {
 	var b strings.Builder
@@ -103,17 +104,11 @@ func writeSums(dir, out string) error {
 	sort.Strings(matches)
 	var b strings.Builder
 	for _, p := range matches {
-		f, err := os.Open(p)
+		sum, err := atomicfile.SHA256(p)
 		if err != nil {
 			return err
 		}
-		h := sha256.New()
-		_, err = io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&b, "%x  %s\n", h.Sum(nil), filepath.Base(p))
+		fmt.Fprintf(&b, "%s  %s\n", sum, filepath.Base(p))
 	}
 	return writeAtomic(out, []byte(b.String()))
 }

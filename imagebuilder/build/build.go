@@ -5,11 +5,9 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"imagebuilder/pkgbuild/atomicfile"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -241,18 +239,7 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (*Result, error) {
 	return res, nil
 }
 
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+func fileSHA256(p string) (string, error) { return atomicfile.SHA256(p) }
 
 func describe(format, p string) (Artifact, error) {
 	fi, err := os.Stat(p)

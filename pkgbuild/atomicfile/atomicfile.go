@@ -1,4 +1,5 @@
-// Package atomicfile owns the one way the builder writes a final artifact:
+// Package atomicfile owns how the builder writes a final artifact, and the
+// digest it names artifacts by. Writing is:
 // into a temp file beside it, fsync, rename over the final name, fsync the
 // folder. A reader never sees a half-written file under the final name.
 package atomicfile

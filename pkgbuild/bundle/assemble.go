@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"imagebuilder/pkgbuild/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -246,16 +247,11 @@ func (c closers) Close() error {
 }
 
 func fileSHA256(file string) (string, error) {
-	f, err := os.Open(file)
+	sum, err := atomicfile.SHA256(file)
 	if err != nil {
-		return "", fmt.Errorf("opening package tarball: %w", err)
+		return "", fmt.Errorf("digesting package tarball: %w", err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("reading %s: %w", file, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return sum, nil
 }
 
 func scanPackage(p Package, prefix string) (*packageScan, error) {
