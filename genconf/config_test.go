@@ -2,19 +2,9 @@ package genconf
 
 import (
 	"errors"
-	"io/fs"
 	"strings"
 	"testing"
 )
-
-func reader(files map[string]string) func(string) ([]byte, error) {
-	return func(p string) ([]byte, error) {
-		if s, ok := files[p]; ok {
-			return []byte(s), nil
-		}
-		return nil, fs.ErrNotExist
-	}
-}
 
 func TestParseReportsEveryProblem(t *testing.T) {
 	script := map[string]string{"/c/ip-detect": "#!/bin/sh\necho 10.0.0.1\n", "/c/noshebang": "echo 1\n"}
@@ -38,7 +28,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Parse("/c/config.yaml", []byte(c.yaml), reader(script))
+			_, err := Parse("/c/config.yaml", []byte(c.yaml), memSources(script, nil))
 			var rep *Report
 			if !errors.As(err, &rep) {
 				t.Fatalf("want a Report, got %v", err)
@@ -57,7 +47,7 @@ func TestParseReportsEveryProblem(t *testing.T) {
 }
 
 func TestFilesDeterministicAndHashed(t *testing.T) {
-	read := reader(map[string]string{"/c/ip-detect": "#!/bin/sh\necho 10.0.0.1\n"})
+	read := memSources(map[string]string{"/c/ip-detect": "#!/bin/sh\necho 10.0.0.1\n"}, nil)
 	cfg := "cluster_name: demo\nmaster_list: [10.0.0.1]\njoin_timeout: 2m\n"
 	r1, err := Parse("/c/config.yaml", []byte(cfg), read)
 	if err != nil {
