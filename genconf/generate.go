@@ -198,7 +198,9 @@ func recompressGzip(p string) (string, string, error) {
 // listed by name only.
 func (r *Resolved) Summary(hash string, m *bundle.Manifest, out *Output) string {
 	var b strings.Builder
-	line := func(k, format string, args ...any) { fmt.Fprintf(&b, "%-18s %s\n", k+":", fmt.Sprintf(format, args...)) }
+	line := func(k, format string, args ...any) {
+		fmt.Fprintf(&b, "%-18s %s\n", k+":", fmt.Sprintf(format, args...))
+	}
 	orNone := func(list []string) string {
 		if len(list) == 0 {
 			return "(none)"
