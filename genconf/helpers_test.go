@@ -1,9 +1,14 @@
 package genconf
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
 	"io/fs"
 	"path"
 	"strings"
+	"testing"
 	"testing/fstest"
 )
 
@@ -27,4 +32,19 @@ func memSources(files map[string]string, env map[string]string) Sources {
 			return v, ok
 		},
 	}
+}
+
+func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+func gunzip(t *testing.T, b []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
