@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 40m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CACHE_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: all deps build demo test unit boot-test vet lint bench clean
+.PHONY: all deps build demo test unit boot-test vet lint bench bench-installsh clean
 
 all: build
 
@@ -60,6 +60,11 @@ boot-test: deps $(BASE)
 test: deps $(BASE) vet
 	IMAGEBUILDER_BASE_TAR=$(abspath $(BASE)) IMAGEBUILDER_CACHE=$(CACHE_DIR) \
 	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Fault injection for install.sh: SIGKILL at random points over 200 trials
+# (fresh install, upgrade, rollback); `make test` runs 30 of them.
+bench-installsh:
+	$(GO) test -count=1 -timeout 30m -run TestInstallKilledAtRandom -v ./genconf/installsh/ -args -installsh.trials=200
 
 clean:
 	rm -rf bin $(BUILD)

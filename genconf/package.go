@@ -55,6 +55,11 @@ func (r *Resolved) Files() ([]File, string) {
 	for _, kv := range env {
 		fmt.Fprintf(h, "%s=%s\n", kv[0], kv[1])
 	}
+	// Template variables shape the rendered package templates: they are part
+	// of the configuration even though cluster.env does not carry them.
+	for _, k := range sortedKeys(r.TemplateVars) {
+		fmt.Fprintf(h, "template_vars.%s=%q\n", k, r.TemplateVars[k])
+	}
 	for _, f := range files {
 		fmt.Fprintf(h, "%s %o %d\n", f.Path, f.Mode, len(f.Data))
 		h.Write(f.Data)

@@ -22,6 +22,15 @@ export LC_ALL=C
 #@@BAKED@@
 # -----------------------------------------------------------------------------
 
+# INSTALLSH_TRACE=FILE appends a bash trace of every command to FILE (for
+# debugging, and for the fault-injection test to see where a kill landed).
+if [ -n "${INSTALLSH_TRACE:-}" ]; then
+  exec 8>>"$INSTALLSH_TRACE"
+  BASH_XTRACEFD=8
+  PS4='+ ${LINENO} ${FUNCNAME[0]:-main}: '
+  set -x
+fi
+
 PROG=install.sh
 say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
