@@ -244,16 +244,25 @@ recover() {
 
 # ---- units and role ------------------------------------------------------------
 
-# link_units RELEASE: the links overlay.InstallBundle makes, for RELEASE's units.
-link_units() {
+# check_units RELEASE: refuse before changing anything if a unit path is
+# taken by something that is not a symlink (an admin's own unit file).
+check_units() {
   local u dst
-  mkdir -p "$UNITDIR" "$WANTS"
   for u in $(units_of "$1"); do
     dst=$UNITDIR/$u
     if [ -e "$dst" ] && ! [ -L "$dst" ]; then
       die "$dst is a file, not a link into $PREFIX/systemd: refusing to replace it (move it away)"
     fi
-    atomic_link "$PREFIX/systemd/$u" "$dst"
+  done
+}
+
+# link_units RELEASE: the links overlay.InstallBundle makes, for RELEASE's units.
+link_units() {
+  local u
+  check_units "$1"
+  mkdir -p "$UNITDIR" "$WANTS"
+  for u in $(units_of "$1"); do
+    atomic_link "$PREFIX/systemd/$u" "$UNITDIR/$u"
   done
   atomic_link /etc/systemd/system/cluster.target "$WANTS/cluster.target"
 }
@@ -377,6 +386,7 @@ do_install() {
   fi
   get_bundle
   extract
+  check_units "$REL/$ID"
   # New units are linked before the switch (they dangle until then, which
   # systemd ignores) and stale ones removed after it, so every unit of the
   # active release is always linked.
