@@ -238,9 +238,11 @@ recover() {
     unlink_stale_units "$REL/$to"
     state_set rollback_from ""
     state_set rollback_to ""
+    FINISHED_ROLLBACK=1
     say "finished an interrupted rollback to $to"
   fi
 }
+FINISHED_ROLLBACK=0
 
 # ---- units and role ------------------------------------------------------------
 
@@ -410,6 +412,8 @@ do_rollback() {
   local cur old
   lock
   recover
+  # Re-running an interrupted rollback finishes it; it does not roll back twice.
+  [ $FINISHED_ROLLBACK = 0 ] || { start_units; return 0; }
   check_prefix
   cur=$(link_release "$P") old=$(link_release "$OLD")
   [ -n "$cur" ] || die "nothing is installed at $PREFIX"
