@@ -72,7 +72,19 @@ func TestInstallUpgradeRollbackUninstall(t *testing.T) {
 		t.Fatalf("after a second rollback: config %s, want %s", got, b.ConfigHash)
 	}
 
+	var logs strings.Builder
+	defer func() {
+		if strings.Contains(logs.String(), "tok-0123456789abcdef-SECRET") {
+			t.Errorf("install.sh printed the secret:\n%s", logs.String())
+		}
+	}()
+	logs.WriteString(mustRun(t, b.InstallSh, "--root", root, "--rollback"))
+	logs.WriteString(mustRun(t, b.InstallSh, "--root", root, "--rollback"))
+	if got := installed(t, root); got != b.ConfigHash {
+		t.Fatalf("after rolling back and forth: config %s, want %s", got, b.ConfigHash)
+	}
 	out = mustRun(t, b.InstallSh, "--root", root, "--uninstall")
+	logs.WriteString(out)
 	if !strings.Contains(out, "uninstalled") {
 		t.Errorf("uninstall output: %s", out)
 	}
