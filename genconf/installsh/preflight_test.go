@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"imagebuilder/genconf/internal/testbundle"
 )
@@ -163,5 +164,31 @@ func TestInstallFromURL(t *testing.T) {
 
 	if o, err := run(t, nil, lonely, "--root", fakeRoot(t), "--url", srv.URL+"/nope/"); err == nil || !strings.Contains(o, "downloading "+srv.URL+"/nope/") {
 		t.Errorf("a bad URL: %v\n%s", err, o)
+	}
+}
+
+// TestConcurrentRunRefused: a second install.sh while one holds the lock is
+// refused with a message naming the lock.
+func TestConcurrentRunRefused(t *testing.T) {
+	a := serve(t, testbundle.Options{}, configA)
+	root := fakeRoot(t)
+	lock := filepath.Join(root, "opt", ".cluster.install.lock")
+	holder := exec.Command("flock", lock, "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatalf("flock (util-linux) is needed: %v", err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	for i := 0; i < 100; i++ { // until the holder has the lock
+		if exec.Command("flock", "-n", lock, "true").Run() != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, err := run(t, nil, a.InstallSh, "--root", root)
+	if err == nil || !strings.Contains(out, "another install.sh is working on /opt/cluster") {
+		t.Errorf("concurrent run: %v\n%s", err, out)
+	}
+	if _, err := os.Lstat(filepath.Join(root, prefix)); !os.IsNotExist(err) {
+		t.Errorf("the refused run installed something: %v", err)
 	}
 }
