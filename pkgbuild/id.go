@@ -19,11 +19,11 @@ const idHashLen = 32
 type SourceDigest struct {
 	Kind string `json:"kind"`
 	// Digest is the sha256 of the fetched file (url, url_extract), the tree
-	// hash of the directory (dir), or the hash over module, version, packages
-	// and go.sum (go_module).
+	// hash of the directory (dir), the commit id (git), or the hash over
+	// module, version, packages and go.sum (go_module).
 	Digest string `json:"digest"`
-	// URL is where the source came from: the URL of url, url_extract and git
-	// sources, module@version of go_module sources.
+	// URL is where the source came from, as buildinfo.json gives it: the URL
+	// of url, url_extract and git sources, module@version of go_module sources.
 	URL string `json:"url,omitempty"`
 }
 

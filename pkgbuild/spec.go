@@ -66,6 +66,12 @@ func (b *Builder) sandboxSpec(ctx context.Context, p *Package, deps map[string]R
 			}
 			mounts = append(mounts, Mount{Source: dir, Target: target})
 			hasGoModule = true
+		case KindGit:
+			dir, err := b.src.gitTree(ctx, gitURL(p.Def.Dir, s.URL), s.Commit)
+			if err != nil {
+				return SandboxSpec{}, fmt.Errorf("source %s: %w", sn, err)
+			}
+			mounts = append(mounts, Mount{Source: dir, Target: target})
 		case KindURLExtract:
 			dir, err := b.src.extract(ctx, s.URL, s.SHA256)
 			if err != nil {
