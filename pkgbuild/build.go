@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"imagebuilder/pkgbuild/bundle"
+	"imagebuilder/pkgbuild/ocicache"
 )
 
 // logTailLines is how many lines of a failed build's log the error carries.
@@ -24,6 +25,7 @@ type Builder struct {
 	store  Store
 	src    *sourceCache
 	gomod  *goModules
+	remote *ocicache.Cache
 	treeMu sync.Mutex
 }
 
@@ -33,10 +35,17 @@ func New(opts Options) (*Builder, error) {
 	if err != nil {
 		return nil, err
 	}
+	var remote *ocicache.Cache
+	if o.CacheURL != "" {
+		if remote, err = ocicache.Open(o.CacheURL, o.HTTPClient); err != nil {
+			return nil, err
+		}
+	}
 	return &Builder{
-		opts:  o,
-		store: Store{Dir: o.StoreDir},
-		src:   &sourceCache{dir: filepath.Join(o.CacheDir, "sources"), client: o.HTTPClient, log: o.Logger},
+		opts:   o,
+		remote: remote,
+		store:  Store{Dir: o.StoreDir},
+		src:    &sourceCache{dir: filepath.Join(o.CacheDir, "sources"), client: o.HTTPClient, log: o.Logger},
 		gomod: &goModules{
 			dir:      filepath.Join(o.CacheDir, "sources", "gomod"),
 			modCache: filepath.Join(o.CacheDir, "gomodcache"),
@@ -56,8 +65,11 @@ type Result struct {
 	Tarball  string
 	SHA256   string
 	Metadata *Metadata
-	// Cached is true when the store already held the package.
+	// Cached is true when the package was not built: the store already held
+	// it, or it was pulled from the remote cache.
 	Cached bool
+	// Pulled is true when the package came from the remote cache.
+	Pulled bool
 }
 
 // BundlePackage is the bundle input for this package.
@@ -97,6 +109,20 @@ func (b *Builder) buildOne(ctx context.Context, p *Package, deps map[string]Resu
 	default:
 		return Result{}, fmt.Errorf("package %s: %w", p.Name, err)
 	}
+	if b.remote != nil {
+		md, err := b.pull(ctx, p)
+		switch {
+		case err == nil:
+			log.Info("pulled from the remote cache", "cache", b.remote.String(), "sha256", md.TarballSHA256)
+			r := b.result(md, true)
+			r.Pulled = true
+			return r, nil
+		case errors.Is(err, ocicache.ErrNotFound):
+			log.Info("not in the remote cache", "cache", b.remote.String())
+		default:
+			log.Warn("remote cache entry unusable; building", "cache", b.remote.String(), "err", err)
+		}
+	}
 	start := time.Now()
 	log.Info("building")
 	md, err = b.build(ctx, p, deps)
@@ -104,6 +130,13 @@ func (b *Builder) buildOne(ctx context.Context, p *Package, deps map[string]Resu
 		return Result{}, err
 	}
 	log.Info("built", "sha256", md.TarballSHA256, "duration", time.Since(start).Round(time.Millisecond))
+	if b.remote != nil {
+		if err := b.push(ctx, md); err != nil {
+			log.Warn("pushing to the remote cache failed; the package stays local", "cache", b.remote.String(), "err", err)
+		} else {
+			log.Info("pushed to the remote cache", "cache", b.remote.String())
+		}
+	}
 	return b.result(md, false), nil
 }
 

@@ -31,6 +31,10 @@ type Options struct {
 	SourceDateEpoch int64
 	// Jobs is how many builds run at once; default the number of CPUs.
 	Jobs int
+	// CacheURL, oci://HOST[:PORT]/REPOSITORY, names a remote cache: packages
+	// missing from the store are pulled from it before building, and pushed to
+	// it after building (see package ocicache). Empty: no remote cache.
+	CacheURL string
 	// Sandbox runs the build scripts; default &Bwrap{}.
 	Sandbox Sandbox
 	// HTTPClient fetches http(s) sources; default a client with a 10 minute timeout.

@@ -39,7 +39,7 @@ func defaultCacheDir() string {
 
 func newPkgBuildCmd(g *globals) *cobra.Command {
 	var (
-		packagesDir, storeDir, out, prefix, repo string
+		packagesDir, storeDir, out, prefix, repo, cache string
 		jobs                                     int
 		epoch                                    int64
 	)
@@ -54,9 +54,16 @@ its inputs; a package whose id is already in the store is not rebuilt.
 The bundle written to --out holds every package under packages/<id>/, the
 active/ links, the bin/ lib/ sbin/ symlink farms, the systemd units with one
 target per role, active.json and manifest.json. It carries no cluster
-configuration yet: that is genconf's job.`,
+configuration yet: that is genconf's job.
+
+With --cache oci://HOST[:PORT]/REPOSITORY, packages missing from the store
+are pulled from that OCI registry (digests verified) before anything is
+built, and every package built is pushed there, so builders share work. A
+missing or corrupt remote entry is built instead. Loopback and private
+registries are spoken to over HTTP; credentials come from ~/.docker/config.json.`,
 		Example: `  imagebuilder pkg build --out build/bundle.tar.zst
-  imagebuilder pkg build clusterd --store /var/cache/ib-store --out /tmp/b.tar.zst -j 4`,
+  imagebuilder pkg build clusterd --store /var/cache/ib-store --out /tmp/b.tar.zst -j 4
+  imagebuilder pkg build --cache oci://127.0.0.1:5000/imagebuilder/packages --out build/bundle.tar.zst`,
 		RunE: func(cmd *cobra.Command, names []string) error {
 			if out == "" {
 				return fmt.Errorf("--out: required (where to write the bundle)")
@@ -69,6 +76,7 @@ configuration yet: that is genconf's job.`,
 				Prefix:          prefix,
 				Jobs:            jobs,
 				SourceDateEpoch: epoch,
+				CacheURL:        cache,
 				Logger:          log,
 			})
 			if err != nil {
@@ -99,7 +107,10 @@ configuration yet: that is genconf's job.`,
 			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			for _, r := range results {
 				state := "built"
-				if r.Cached {
+				switch {
+				case r.Pulled:
+					state = "pulled"
+				case r.Cached:
 					state = "cached"
 				}
 				fmt.Fprintf(w, "  %s\t%s\n", r.ID, state)
@@ -114,6 +125,7 @@ configuration yet: that is genconf's job.`,
 	f.StringVar(&storeDir, "store", filepath.Join(defaultCacheDir(), "store"), "content-addressed package store (shared between runs)")
 	f.StringVar(&out, "out", "", "bundle file to write (tar.zst)")
 	f.StringVar(&prefix, "prefix", pkgbuild.DefaultPrefix, "on-host install prefix the packages are built for")
+	f.StringVar(&cache, "cache", "", "remote package cache, oci://HOST[:PORT]/REPOSITORY (pull before building, push after)")
 	f.IntVarP(&jobs, "jobs", "j", runtime.NumCPU(), "builds to run at once")
 	f.Int64Var(&epoch, "source-date-epoch", envEpoch(), "mtime of every archive entry (default $SOURCE_DATE_EPOCH or 0)")
 	return cmd
