@@ -40,8 +40,8 @@ func defaultCacheDir() string {
 func newPkgBuildCmd(g *globals) *cobra.Command {
 	var (
 		packagesDir, storeDir, out, prefix, repo, cache string
-		jobs                                     int
-		epoch                                    int64
+		jobs                                            int
+		epoch                                           int64
 	)
 	cmd := &cobra.Command{
 		Use:   "build [NAME...] --out BUNDLE",
