@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"imagebuilder/pkgbuild"
+	"imagebuilder/pkgbuild/atomicfile"
 	"imagebuilder/pkgbuild/bundle"
 )
 
@@ -54,7 +55,9 @@ its inputs; a package whose id is already in the store is not rebuilt.
 The bundle written to --out holds every package under packages/<id>/, the
 active/ links, the bin/ lib/ sbin/ symlink farms, the systemd units with one
 target per role, active.json and manifest.json. It carries no cluster
-configuration yet: that is genconf's job.
+configuration yet: that is genconf's job. Beside it, BUNDLE.spdx.json is its
+SPDX 2.3 SBOM: every package with its id and tarball sha256, and every
+source with its location and digest.
 
 With --cache oci://HOST[:PORT]/REPOSITORY, packages missing from the store
 are pulled from that OCI registry (digests verified) before anything is
@@ -101,8 +104,22 @@ registries are spoken to over HTTP; credentials come from ~/.docker/config.json.
 			if err := os.Rename(path, out); err != nil {
 				return err
 			}
+			sbom, err := pkgbuild.SBOM(pkgbuild.SBOMInput{
+				BundleName:      filepath.Base(out),
+				BundleSHA256:    digest,
+				Prefix:          m.Prefix,
+				SourceDateEpoch: epoch,
+				Packages:        results,
+			})
+			if err != nil {
+				return err
+			}
+			sbomPath := out + ".spdx.json"
+			if err := atomicfile.WriteFile(sbomPath, sbom, 0o644); err != nil {
+				return fmt.Errorf("writing the sbom: %w", err)
+			}
 			if g.json {
-				return g.printJSON(map[string]any{"bundle": out, "sha256": digest, "packages": m.Packages})
+				return g.printJSON(map[string]any{"bundle": out, "sha256": digest, "sbom": sbomPath, "packages": m.Packages})
 			}
 			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			for _, r := range results {
@@ -115,7 +132,7 @@ registries are spoken to over HTTP; credentials come from ~/.docker/config.json.
 				}
 				fmt.Fprintf(w, "  %s\t%s\n", r.ID, state)
 			}
-			fmt.Fprintf(w, "bundle %s sha256:%s (%d packages, prefix %s)\n", out, digest, len(m.Packages), m.Prefix)
+			fmt.Fprintf(w, "bundle %s sha256:%s (%d packages, prefix %s)\nsbom %s\n", out, digest, len(m.Packages), m.Prefix, sbomPath)
 			return w.Flush()
 		},
 	}
