@@ -182,6 +182,9 @@ func (b *Builder) build(ctx context.Context, p *Package, deps map[string]Result)
 		return nil, fmt.Errorf("building package %s (%s) failed: %w; log %s; last %d lines:\n%s",
 			p.Name, p.ID, runErr, logPath, logTailLines, tail(logPath, logTailLines))
 	}
+	if err := addHostFiles(p, filepath.Join(work, "out")); err != nil {
+		return fail(err)
+	}
 	sum, err := writePackageTarball(filepath.Join(work, "out"), b.store.TarballPath(p.ID), b.opts.Prefix, b.opts.SourceDateEpoch)
 	if err != nil {
 		return fail(err)

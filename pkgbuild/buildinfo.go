@@ -150,6 +150,9 @@ func LoadDefinition(repoRoot, packagesDir, name string) (*Definition, error) {
 	if dec.More() {
 		return nil, &DefinitionError{File: file, Problems: []string{"trailing data after the JSON object"}}
 	}
+	if probs := exactKeys(raw); len(probs) > 0 {
+		return nil, &DefinitionError{File: file, Problems: probs}
+	}
 	d := &Definition{Name: name, Dir: dir, Info: info, BuildInfoJSON: raw, Script: script, DirSources: map[string]string{}, GoSums: map[string][]byte{}}
 	if probs := d.validate(repoRoot); len(probs) > 0 {
 		return nil, &DefinitionError{File: file, Problems: probs}
@@ -188,23 +191,33 @@ func (d *Definition) validate(repoRoot string) []string {
 	for _, k := range sortedKeys(d.Info.Environment) {
 		if !envNameRE.MatchString(k) {
 			add("environment.%s: not a valid variable name", k)
-		} else if reservedEnv[k] || requireEnv[k] {
-			add("environment.%s: set by the builder, cannot be overridden", k)
+		} else if reservedEnv[k] || requireEnv[k] || strings.HasSuffix(k, "_PATH") {
+			add("environment.%s: set by the builder, cannot be overridden (names ending in _PATH are the paths of required packages)", k)
 		}
 	}
+	users := map[string]bool{}
 	for i, u := range d.Info.Username {
 		if !userRE.MatchString(u) {
 			add("username[%d]: %q is not a valid user name", i, u)
 		}
+		if users[u] {
+			add("username[%d]: %q listed twice", i, u)
+		}
+		users[u] = true
 	}
 	for _, u := range sortedKeys(d.Info.Units) {
 		if !unitRE.MatchString(u) {
 			add("units.%s: not a unit file name", u)
 		}
+		roles := map[string]bool{}
 		for i, r := range d.Info.Units[u] {
 			if !validRoles[r] {
 				add("units.%s[%d]: unknown role %q (want master, agent or agent_public)", u, i, r)
 			}
+			if roles[r] {
+				add("units.%s[%d]: role %q listed twice", u, i, r)
+			}
+			roles[r] = true
 		}
 	}
 	return probs
