@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 40m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CACHE_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: all deps build demo test unit boot-test vet lint bench clean
+.PHONY: all deps build demo test unit boot-test vet lint bench bench-pkgbuild clean
 
 all: build
 
@@ -60,6 +60,11 @@ boot-test: deps $(BASE)
 test: deps $(BASE) vet
 	IMAGEBUILDER_BASE_TAR=$(abspath $(BASE)) IMAGEBUILDER_CACHE=$(CACHE_DIR) \
 	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# pkgbuild figures: cold build, no-op rebuild, bundle assembly MB/s next to
+# tar | zstd -T0 of the same tree (the lead wires this into bench).
+bench-pkgbuild: deps
+	$(GO) run ./pkgbuild/bench -repo . -cache $(CACHE_DIR)/pkgbuild-cache
 
 clean:
 	rm -rf bin $(BUILD)
