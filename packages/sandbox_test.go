@@ -28,9 +28,9 @@ func cacheDir(t *testing.T) string {
 	return filepath.Join(d, "imagebuilder", "pkgbuild-cache")
 }
 
-// sandboxBuild builds the named package and its requirements with pkgbuild,
-// in the bubblewrap sandbox, into a fresh store.
-func sandboxBuild(t *testing.T, name string) pkgbuild.Result {
+// sandboxBuild builds the named packages (all with none) and their
+// requirements with pkgbuild, in the bubblewrap sandbox, into a fresh store.
+func sandboxBuild(t *testing.T, names ...string) []pkgbuild.Result {
 	t.Helper()
 	if _, err := exec.LookPath("bwrap"); err != nil {
 		t.Fatal("bwrap not found: apt-get install bubblewrap")
@@ -49,17 +49,11 @@ func sandboxBuild(t *testing.T, name string) pkgbuild.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := b.Build(context.Background(), name)
+	rs, err := b.Build(context.Background(), names...)
 	if err != nil {
-		t.Fatalf("building %s: %v\nlog:\n%s", name, err, log.String())
+		t.Fatalf("building %v: %v\nlog:\n%s", names, err, log.String())
 	}
-	for _, r := range rs {
-		if r.Name == name {
-			return r
-		}
-	}
-	t.Fatalf("no result for %s", name)
-	return pkgbuild.Result{}
+	return rs
 }
 
 func extract(t *testing.T, tarball string) string {
@@ -81,10 +75,51 @@ func extract(t *testing.T, tarball string) string {
 	return dir
 }
 
-// TestEtcd builds etcd and etcdctl from the module proxy (go_module sources
-// pinned by go.sum) twice in the sandbox: same bytes, static binaries that
-// report version 3.6.6.
-func TestEtcd(t *testing.T) {
+// sandboxBuildAll builds every reference package with pkgbuild into a fresh
+// store and returns the results by name.
+func sandboxBuildAll(t *testing.T) map[string]pkgbuild.Result {
+	t.Helper()
+	names, err := filepath.Glob("*/buildinfo.json")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no */buildinfo.json: %v", err)
+	}
+	out := map[string]pkgbuild.Result{}
+	for _, r := range sandboxBuild(t) {
+		out[r.Name] = r
+	}
+	if len(out) != len(names) {
+		t.Fatalf("built %d packages, want %d (%v)", len(out), len(names), names)
+	}
+	return out
+}
+
+// TestReferenceSetInSandbox builds the whole reference set twice, each time
+// into an empty store, in the bubblewrap sandbox: every package tarball is
+// the same bytes both times. Then it runs what was built.
+func TestReferenceSetInSandbox(t *testing.T) {
+	first := sandboxBuildAll(t)
+	second := sandboxBuildAll(t)
+	for name, a := range first {
+		b := second[name]
+		ab, err := os.ReadFile(a.Tarball)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bb, err := os.ReadFile(b.Tarball)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.ID != b.ID || !bytes.Equal(ab, bb) || a.SHA256 != b.SHA256 {
+			t.Errorf("%s built twice: %s %s and %s %s", name, a.ID, a.SHA256, b.ID, b.SHA256)
+		}
+	}
+	t.Run("etcd", func(t *testing.T) { checkEtcd(t, first["etcd"]) })
+	t.Run("tcpwait", func(t *testing.T) { checkTCPWait(t, first["tcpwait"]) })
+}
+
+// checkEtcd: etcd and etcdctl from the module proxy (go_module sources pinned
+// by go.sum) are static and report version 3.6.6.
+func checkEtcd(t *testing.T, res pkgbuild.Result) {
 	bi := readBuildinfo(t, "etcd")
 	for name, want := range map[string]string{"server": "go.etcd.io/etcd/server/v3@v3.6.6", "etcdctl": "go.etcd.io/etcd/etcdctl/v3@v3.6.6"} {
 		s := bi.Sources[name]
@@ -92,23 +127,7 @@ func TestEtcd(t *testing.T) {
 			t.Errorf("source %s: %+v, want go_module %s with a go_sum", name, s, want)
 		}
 	}
-	first := sandboxBuild(t, "etcd")
-	second := sandboxBuild(t, "etcd")
-	if first.ID != second.ID {
-		t.Fatalf("ids %s and %s", first.ID, second.ID)
-	}
-	a, err := os.ReadFile(first.Tarball)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(second.Tarball)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a, b) || first.SHA256 != second.SHA256 {
-		t.Errorf("etcd built twice: %s and %s", first.SHA256, second.SHA256)
-	}
-	root := extract(t, first.Tarball)
+	root := extract(t, res.Tarball)
 	got := tree(t, root)
 	var paths []string
 	for p := range got {
