@@ -64,7 +64,7 @@ test: deps $(BASE) vet
 # pkgbuild figures: cold build, no-op rebuild, bundle assembly MB/s next to
 # tar | zstd -T0 of the same tree (the lead wires this into bench).
 bench-pkgbuild: deps
-	$(GO) run ./pkgbuild/bench -repo . -cache $(CACHE_DIR)/pkgbuild-cache
+	$(GO) run ./pkgbuild/bench -repo . -cache $(CACHE_DIR)/store/cache
 
 clean:
 	rm -rf bin $(BUILD)

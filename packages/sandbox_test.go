@@ -15,17 +15,19 @@ import (
 )
 
 // cacheDir is where slow, content-addressed build inputs (sources, Go
-// modules, the Go build cache) are kept between runs.
+// modules, the Go build cache) are kept between runs: the cache of the store
+// that "imagebuilder pkg build" and the boot tests use by default, so they
+// share one warm Go build cache.
 func cacheDir(t *testing.T) string {
 	t.Helper()
 	if d := os.Getenv("IMAGEBUILDER_CACHE"); d != "" {
-		return filepath.Join(d, "pkgbuild-cache")
+		return filepath.Join(d, "store", "cache")
 	}
 	d, err := os.UserCacheDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(d, "imagebuilder", "pkgbuild-cache")
+	return filepath.Join(d, "imagebuilder", "store", "cache")
 }
 
 // sandboxBuild builds the named packages (all with none) and their

@@ -3,7 +3,7 @@
 // throughput next to `tar -cf - TREE | zstd -T0` of the same tree, in the same
 // run. Run it with `make bench-pkgbuild` or
 //
-//	go run ./pkgbuild/bench -repo . -cache ~/.cache/imagebuilder/pkgbuild-cache
+//	go run ./pkgbuild/bench -repo . -cache ~/.cache/imagebuilder/store/cache
 //
 // The cold build shares -cache (fetched sources, Go modules, the Go build
 // cache) unless -cold-cache is given, which starts from an empty cache too.
