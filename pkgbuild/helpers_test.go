@@ -178,28 +178,21 @@ func runBin(path string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// testGoCache is one CacheDir for the tests that compile Go in the sandbox, so
-// the standard library is compiled once per test run, not once per builder.
-var testGoCache struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
-// sharedGoCache sets o.CacheDir to the run's shared cache directory.
+// sharedGoCache sets o.CacheDir to the cache of the default store
+// ($IMAGEBUILDER_CACHE/store/cache, else the user cache directory's
+// imagebuilder/store/cache), whose Go build cache the reference builds keep
+// warm: the standard library is not compiled again for every test run. What
+// the tests add there (tiny example.com modules of a file proxy) is content
+// addressed like everything else in it.
 func sharedGoCache(t *testing.T) func(*Options) {
 	t.Helper()
-	testGoCache.once.Do(func() { testGoCache.dir, testGoCache.err = os.MkdirTemp("", "pkgbuild-test-cache-") })
-	if testGoCache.err != nil {
-		t.Fatal(testGoCache.err)
+	dir := os.Getenv("IMAGEBUILDER_CACHE")
+	if dir == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(d, "imagebuilder")
 	}
-	return func(o *Options) { o.CacheDir = testGoCache.dir }
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if testGoCache.dir != "" {
-		removeAll(testGoCache.dir)
-	}
-	os.Exit(code)
+	return func(o *Options) { o.CacheDir = filepath.Join(dir, "store", "cache") }
 }
