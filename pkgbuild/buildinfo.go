@@ -223,11 +223,8 @@ func (d *Definition) validate(repoRoot string) []string {
 	return probs
 }
 
-// resolveInside resolves p (following symlinks) and requires the result to be a
-// directory inside realRoot.
-func resolveInside(realRoot, p string) (string, error) { return resolveKind(realRoot, p, true) }
-
-// resolveKind is resolveInside for a directory (dir) or a regular file.
+// resolveKind resolves p (following symlinks) and requires the result to be
+// inside realRoot and a directory (dir) or a regular file.
 func resolveKind(realRoot, p string, dir bool) (string, error) {
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
