@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,6 +103,7 @@ func (b *Builder) buildOne(ctx context.Context, p *Package, deps map[string]Resu
 	switch {
 	case err == nil:
 		log.Info("cache hit, not rebuilding")
+		b.share(ctx, log, md)
 		return b.result(md, true), nil
 	case errors.Is(err, ErrCorrupt):
 		log.Warn("store entry does not verify; rebuilding", "err", err)
@@ -138,6 +140,25 @@ func (b *Builder) buildOne(ctx context.Context, p *Package, deps map[string]Resu
 		}
 	}
 	return b.result(md, false), nil
+}
+
+// share pushes a package found in the local store to the remote cache when
+// the remote cache lacks it (a store filled before the cache was used).
+func (b *Builder) share(ctx context.Context, log *slog.Logger, md *Metadata) {
+	if b.remote == nil {
+		return
+	}
+	has, err := b.remote.Has(ctx, md.ID)
+	switch {
+	case err != nil:
+		log.Warn("remote cache lookup failed", "cache", b.remote.String(), "err", err)
+	case !has:
+		if err := b.push(ctx, md); err != nil {
+			log.Warn("pushing to the remote cache failed; the package stays local", "cache", b.remote.String(), "err", err)
+		} else {
+			log.Info("pushed to the remote cache", "cache", b.remote.String())
+		}
+	}
 }
 
 func (b *Builder) result(md *Metadata, cached bool) Result {

@@ -32,8 +32,9 @@ type Options struct {
 	// Jobs is how many builds run at once; default the number of CPUs.
 	Jobs int
 	// CacheURL, oci://HOST[:PORT]/REPOSITORY, names a remote cache: packages
-	// missing from the store are pulled from it before building, and pushed to
-	// it after building (see package ocicache). Empty: no remote cache.
+	// missing from the store are pulled from it before building; packages built,
+	// or found in the store but missing there, are pushed to it (see package
+	// ocicache). Empty: no remote cache.
 	CacheURL string
 	// Sandbox runs the build scripts; default &Bwrap{}.
 	Sandbox Sandbox

@@ -55,8 +55,22 @@ func TestRemoteCache(t *testing.T) {
 	if _, err := r.builder(storeB, logB2, withCache(cacheURL)).Build(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Count(logB2.String(), "cache hit") != 2 || strings.Contains(logB2.String(), "remote") {
+	if strings.Count(logB2.String(), "cache hit") != 2 || strings.Contains(logB2.String(), "pushed") || strings.Contains(logB2.String(), "pulled") {
 		t.Errorf("second run of B:\n%s", logB2)
+	}
+	// A store filled without the cache shares its packages with an empty one.
+	reg2 := ocitest.StartRegistry(t)
+	logB3 := &lockedBuffer{}
+	if _, err := r.builder(storeB, logB3, withCache("oci://"+reg2.Addr+"/other")).Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(logB3.String(), "pushed to the remote cache") != 2 {
+		t.Errorf("local hits not shared with an empty cache:\n%s", logB3)
+	}
+	logD := &lockedBuffer{}
+	d, err := r.builder(t.TempDir(), logD, withCache("oci://"+reg2.Addr+"/other")).Build(ctx)
+	if err != nil || !d[0].Pulled || !d[1].Pulled {
+		t.Errorf("pull from the second registry: %v %+v\n%s", err, d, logD)
 	}
 
 	t.Run("corrupt remote entry", func(t *testing.T) {

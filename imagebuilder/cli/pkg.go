@@ -61,7 +61,8 @@ source with its location and digest.
 
 With --cache oci://HOST[:PORT]/REPOSITORY, packages missing from the store
 are pulled from that OCI registry (digests verified) before anything is
-built, and every package built is pushed there, so builders share work. A
+built, and every package built (or found locally but missing there) is
+pushed there, so builders share work. A
 missing or corrupt remote entry is built instead. Loopback and private
 registries are spoken to over HTTP; credentials come from ~/.docker/config.json.`,
 		Example: `  imagebuilder pkg build --out build/bundle.tar.zst

@@ -189,6 +189,21 @@ func (c *Cache) blob(ctx context.Context, d v1.Descriptor, w io.Writer) error {
 	return nil
 }
 
+// Has reports whether the registry holds a manifest tagged id.
+func (c *Cache) Has(ctx context.Context, id string) (bool, error) {
+	tag, err := c.tag(id)
+	if err != nil {
+		return false, err
+	}
+	if _, err := remote.Head(tag, c.options(ctx)...); err != nil {
+		if isNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("looking up %s: %w", tag, err)
+	}
+	return true, nil
+}
+
 // Push uploads package id: its metadata (<id>.json bytes) and the tarball file
 // with the given sha256, then tags the manifest with the id.
 func (c *Cache) Push(ctx context.Context, id string, metadata []byte, tarball, tarballSHA256 string) error {
