@@ -11,8 +11,10 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"imagebuilder/pkgbuild/archive"
 )
@@ -43,11 +45,12 @@ func Assemble(w io.Writer, in Input) (*Manifest, error) {
 	farm := map[string]string{}      // bundle path -> package name
 	unitOwner := map[string]string{} // unit -> package name
 	roleUnits := map[string][]string{}
-	for _, p := range pkgs {
-		sc, err := scanPackage(p, in.Prefix)
-		if err != nil {
-			return nil, err
-		}
+	scans, err := scanPackages(pkgs, in.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range pkgs {
+		sc := scans[i]
 		root := "packages/" + p.ID
 		src := len(sources)
 		sources = append(sources, source{
@@ -212,6 +215,31 @@ type unitFile struct {
 }
 
 // packageScan is what the first pass learns from a package tarball.
+// scanPackages scans the packages concurrently (one goroutine per CPU) and
+// returns the scans in order, or the first package's error.
+func scanPackages(pkgs []Package, prefix string) ([]*packageScan, error) {
+	scans := make([]*packageScan, len(pkgs))
+	errs := make([]error, len(pkgs))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, p := range pkgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			scans[i], errs[i] = scanPackage(p, prefix)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return scans, nil
+}
+
 type packageScan struct {
 	sha   string
 	items []item // names relative to the package root

@@ -78,7 +78,7 @@ func manifestEntries(items []item) []Entry {
 // writePlan writes the sorted items as a tar.zst to w, pulling source entries in
 // order and checking each against what the first pass saw.
 func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err error) {
-	zw, err := archive.NewCompressor(w)
+	zw, err := archive.NewParallelCompressor(w)
 	if err != nil {
 		return err
 	}
