@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -147,7 +148,7 @@ func LoadDefinition(repoRoot, packagesDir, name string) (*Definition, error) {
 	if err := dec.Decode(&info); err != nil {
 		return nil, &DefinitionError{File: file, Problems: []string{err.Error()}}
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, &DefinitionError{File: file, Problems: []string{"trailing data after the JSON object"}}
 	}
 	if probs := exactKeys(raw); len(probs) > 0 {

@@ -20,6 +20,7 @@ func TestLoadDefinitionRefuses(t *testing.T) {
 		{"unknown field", `{"sorces": {}}`, nil, []string{`unknown field "sorces"`}},
 		{"unknown source field", `{"sources": {"s": {"kind": "dir", "path": "src", "sha": "x"}}}`, map[string]string{"src/f": "x"}, []string{`unknown field "sha"`}},
 		{"trailing data", `{} {}`, nil, []string{"trailing data"}},
+		{"trailing brace", `{} }`, nil, []string{"trailing data"}},
 		{"url without sha256", `{"sources": {"s": {"kind": "url", "url": "http://127.0.0.1/x"}}}`, nil, []string{"sources.s.sha256"}},
 		{"url_extract bad sha256", `{"sources": {"s": {"kind": "url_extract", "url": "http://127.0.0.1/x", "sha256": "` + strings.ToUpper(okSHA) + `"}}}`, nil, []string{"sources.s.sha256"}},
 		{"url without url", `{"sources": {"s": {"kind": "url", "sha256": "` + okSHA + `"}}}`, nil, []string{"sources.s.url"}},

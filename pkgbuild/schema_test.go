@@ -3,6 +3,7 @@ package pkgbuild
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,27 +19,37 @@ const schemaFile = "schema/buildinfo.schema.json"
 
 func loadSchema(t *testing.T) (*jsonschema.Schema, map[string]any) {
 	t.Helper()
-	b, err := os.ReadFile(schemaFile)
+	s, raw, err := compileSchema()
 	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("%s: %v", schemaFile, err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("buildinfo.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("buildinfo.schema.json") // validates against the 2020-12 meta-schema
-	if err != nil {
-		t.Fatalf("%s: %v", schemaFile, err)
-	}
-	var raw map[string]any
-	if err := json.Unmarshal(b, &raw); err != nil {
 		t.Fatal(err)
 	}
 	return s, raw
+}
+
+// compileSchema compiles the published schema, which is checked against the
+// 2020-12 meta-schema on the way.
+func compileSchema() (*jsonschema.Schema, map[string]any, error) {
+	b, err := os.ReadFile(schemaFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", schemaFile, err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("buildinfo.schema.json", doc); err != nil {
+		return nil, nil, err
+	}
+	s, err := c.Compile("buildinfo.schema.json")
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", schemaFile, err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, nil, err
+	}
+	return s, raw, nil
 }
 
 func validate(t *testing.T, s *jsonschema.Schema, data string) error {
