@@ -15,6 +15,9 @@ import (
 // then metadata, each written atomically, then the entry is looked up (and so
 // verified) like any other. Any problem is an error; the caller builds instead.
 func (b *Builder) pull(ctx context.Context, p *Package) (*Metadata, error) {
+	if err := os.MkdirAll(b.store.Dir, 0o755); err != nil {
+		return nil, err
+	}
 	var entry *ocicache.Entry
 	err := writeAtomic(b.store.TarballPath(p.ID), 0o644, func(w io.Writer) error {
 		var err error

@@ -33,7 +33,7 @@ func TestRemoteCache(t *testing.T) {
 		t.Errorf("builder A pushed %d packages, want 2:\n%s", n, logA)
 	}
 
-	storeB := t.TempDir()
+	storeB := filepath.Join(t.TempDir(), "not", "yet") // made on demand
 	logB := &lockedBuffer{}
 	b, err := r.builder(storeB, logB, withCache(cacheURL)).Build(ctx)
 	if err != nil {

@@ -119,10 +119,12 @@ registries are spoken to over HTTP; credentials come from ~/.docker/config.json.
 			if err := atomicfile.WriteFile(sbomPath, sbom, 0o644); err != nil {
 				return fmt.Errorf("writing the sbom: %w", err)
 			}
-			if g.json {
-				return g.printJSON(map[string]any{"bundle": out, "sha256": digest, "sbom": sbomPath, "packages": m.Packages})
+			type built struct {
+				Name  string `json:"name"`
+				ID    string `json:"id"`
+				State string `json:"state"` // built, cached or pulled
 			}
-			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			var states []built
 			for _, r := range results {
 				state := "built"
 				switch {
@@ -131,7 +133,14 @@ registries are spoken to over HTTP; credentials come from ~/.docker/config.json.
 				case r.Cached:
 					state = "cached"
 				}
-				fmt.Fprintf(w, "  %s\t%s\n", r.ID, state)
+				states = append(states, built{r.Name, r.ID, state})
+			}
+			if g.json {
+				return g.printJSON(map[string]any{"bundle": out, "sha256": digest, "sbom": sbomPath, "packages": m.Packages, "builds": states})
+			}
+			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			for _, b := range states {
+				fmt.Fprintf(w, "  %s\t%s\n", b.ID, b.State)
 			}
 			fmt.Fprintf(w, "bundle %s sha256:%s (%d packages, prefix %s)\nsbom %s\n", out, digest, len(m.Packages), m.Prefix, sbomPath)
 			return w.Flush()
