@@ -196,3 +196,5 @@ func sharedGoCache(t *testing.T) func(*Options) {
 	}
 	return func(o *Options) { o.CacheDir = filepath.Join(dir, "store", "cache") }
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
