@@ -124,4 +124,3 @@ func (c *sourceCache) openFrom(ctx context.Context, rawURL string, offset int64)
 func isHTTP(rawURL string) bool {
 	return strings.HasPrefix(rawURL, "http://") || strings.HasPrefix(rawURL, "https://")
 }
-
