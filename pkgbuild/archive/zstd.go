@@ -32,10 +32,9 @@ func newCompressor(w io.Writer, concurrency int) (*zstd.Encoder, error) {
 	return enc, nil
 }
 
-// NewDecompressor returns a zstd reader that decodes ahead of its reader in a
-// second goroutine. The caller must Close it.
+// NewDecompressor returns a single-threaded zstd reader. The caller must Close it.
 func NewDecompressor(r io.Reader) (io.ReadCloser, error) {
-	dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(2))
+	dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
 	if err != nil {
 		return nil, fmt.Errorf("creating zstd decoder: %w", err)
 	}
