@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"imagebuilder/pkgbuild/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -274,31 +273,39 @@ func (c closers) Close() error {
 	return first
 }
 
-func fileSHA256(file string) (string, error) {
-	sum, err := atomicfile.SHA256(file)
-	if err != nil {
-		return "", fmt.Errorf("digesting package tarball: %w", err)
-	}
-	return sum, nil
-}
-
 func scanPackage(p Package, prefix string) (*packageScan, error) {
 	fail := func(err error) (*packageScan, error) {
 		return nil, fmt.Errorf("package %s (%s): %w", p.Name, p.Tarball, err)
 	}
-	sha, err := fileSHA256(p.Tarball)
+	// One read of the file: the tarball's sha256 is taken from the bytes the
+	// decompressor reads, and checked once the whole file has gone through.
+	f, err := os.Open(p.Tarball)
+	if err != nil {
+		return fail(fmt.Errorf("opening package tarball: %w", err))
+	}
+	defer f.Close()
+	fileHash := sha256.New()
+	raw := io.TeeReader(f, fileHash)
+	zr, err := archive.NewDecompressor(raw)
 	if err != nil {
 		return fail(err)
 	}
-	if p.SHA256 != "" && sha != p.SHA256 {
-		return fail(fmt.Errorf("tarball sha256 %s, want %s", sha, p.SHA256))
+	defer zr.Close()
+	rd := archive.NewReader(zr, archive.Policy{Prefix: prefix})
+	sc := &packageScan{}
+	// A tarball that is not what the caller expects is reported as such, even
+	// when it does not parse.
+	parseFail := fail
+	fail = func(err error) (*packageScan, error) {
+		if p.SHA256 != "" {
+			if _, cerr := io.Copy(io.Discard, raw); cerr == nil {
+				if got := hex.EncodeToString(fileHash.Sum(nil)); got != p.SHA256 {
+					return parseFail(fmt.Errorf("tarball sha256 %s, want %s", got, p.SHA256))
+				}
+			}
+		}
+		return parseFail(err)
 	}
-	rd, c, err := packageOpener(p.Tarball, prefix)()
-	if err != nil {
-		return fail(err)
-	}
-	defer c.Close()
-	sc := &packageScan{sha: sha}
 	fileSHA := map[string]string{}
 	fileSize := map[string]int64{}
 	types := map[string]archive.Type{}
@@ -344,6 +351,18 @@ func scanPackage(p Package, prefix string) (*packageScan, error) {
 			sc.farm = append(sc.farm, e.Name)
 		}
 		sc.items = append(sc.items, it)
+	}
+	// The rest of the zstd stream (its checksum is checked on the way) and of
+	// the file.
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		return fail(fmt.Errorf("reading past the archive's end: %w", err))
+	}
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		return fail(fmt.Errorf("digesting package tarball: %w", err))
+	}
+	sc.sha = hex.EncodeToString(fileHash.Sum(nil))
+	if p.SHA256 != "" && sc.sha != p.SHA256 {
+		return fail(fmt.Errorf("tarball sha256 %s, want %s", sc.sha, p.SHA256))
 	}
 	return sc, nil
 }
