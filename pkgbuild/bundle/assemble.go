@@ -54,8 +54,9 @@ func Assemble(w io.Writer, in Input) (*Manifest, error) {
 		src := len(sources)
 		sources = append(sources, source{
 			label:  fmt.Sprintf("package %s (%s)", p.Name, p.Tarball),
-			open:   packageOpener(p.Tarball, in.Prefix),
+			open:   hashedPackageOpener(p.Tarball, in.Prefix),
 			rename: func(n string) string { return root + "/" + n },
+			sha:    sc.sha,
 		})
 		items = append(items, genDir(root), genSymlink("active/"+p.Name, "../"+root))
 		for _, it := range sc.items {
@@ -246,18 +247,15 @@ type packageScan struct {
 	units []unitFile
 }
 
-func packageOpener(file, prefix string) func() (*archive.Reader, io.Closer, error) {
+// hashedPackageOpener opens a package tarball for the second pass, digesting
+// the file as it is read.
+func hashedPackageOpener(file, prefix string) func() (*archive.Reader, io.Closer, error) {
 	return func() (*archive.Reader, io.Closer, error) {
-		f, err := os.Open(file)
+		hf, err := openHashed(file)
 		if err != nil {
 			return nil, nil, fmt.Errorf("opening package tarball: %w", err)
 		}
-		zr, err := archive.NewDecompressor(f)
-		if err != nil {
-			f.Close()
-			return nil, nil, err
-		}
-		return archive.NewReader(zr, archive.Policy{Prefix: prefix}), closers{zr, f}, nil
+		return archive.NewReader(hf.zr, archive.Policy{Prefix: prefix}), hf, nil
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -498,5 +499,37 @@ func TestAssembleFileNamedByDigest(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 2 {
 		t.Errorf("dir holds %d files, want the two bundles (no temp files)", len(ents))
+	}
+}
+
+// TestWritePlanNoticesChangedTarball: the second pass checks the tarball's
+// digest against the first pass's, so a file replaced in between fails the
+// bundle instead of slipping in unchecked content.
+func TestWritePlanNoticesChangedTarball(t *testing.T) {
+	p := testPackage(t, t.TempDir(), "a", hashA, nil, d("bin"), x("bin/a", "one"))
+	sc, err := scanPackage(p, "/opt/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := append([]item(nil), sc.items...)
+	for i := range items {
+		items[i].src = 0
+	}
+	src := source{label: "package a", open: hashedPackageOpener(p.Tarball, "/opt/cluster"), rename: func(n string) string { return n }, sha: sc.sha}
+	if err := writePlan(io.Discard, items, []source{src}, 0); err != nil {
+		t.Fatalf("unchanged tarball: %v", err)
+	}
+	// Same entries, same sizes, other content: only the digest tells.
+	other := testPackage(t, t.TempDir(), "a", hashA, nil, d("bin"), x("bin/a", "two"))
+	data, err := os.ReadFile(other.Tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.Tarball, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = writePlan(io.Discard, items, []source{src}, 0)
+	if err == nil || !strings.Contains(err.Error(), "changed since it was first read") {
+		t.Fatalf("replaced tarball: %v", err)
 	}
 }
