@@ -8,11 +8,13 @@ BASE := $(BUILD)/base-debian12.tar
 # Debian packages the demo and the tests need (installed only when missing).
 APT_PACKAGES := qemu-system-x86 qemu-utils ovmf mmdebstrap systemd-boot-efi e2fsprogs \
 	dosfstools mtools gdisk bubblewrap zstd iproute2 curl
+
+	dosfstools mtools gdisk bubblewrap zstd iproute2 docker-registry git gcc libc6-dev
 TEST_TIMEOUT ?= 40m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CACHE_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: all deps build demo test unit boot-test vet lint bench bench-installsh clean
+.PHONY: all deps build demo test unit boot-test vet lint bench bench-installsh bench-pkgbuild clean
 
 all: build
 
@@ -65,6 +67,11 @@ test: deps $(BASE) vet
 # (fresh install, upgrade, rollback); `make test` runs 30 of them.
 bench-installsh:
 	$(GO) test -count=1 -timeout 30m -run TestInstallKilledAtRandom -v ./genconf/installsh/ -args -installsh.trials=200
+
+# pkgbuild figures: cold build, no-op rebuild, bundle assembly MB/s next to
+# tar | zstd -T0 of the same tree (the lead wires this into bench).
+bench-pkgbuild: deps
+	$(GO) run ./pkgbuild/bench -repo . -cache $(CACHE_DIR)/store/cache
 
 clean:
 	rm -rf bin $(BUILD)

@@ -22,11 +22,15 @@ import (
 const prefix = "/opt/cluster"
 
 type source struct {
-	Kind   string `json:"kind"`
-	URL    string `json:"url,omitempty"`
-	SHA256 string `json:"sha256,omitempty"`
-	Ref    string `json:"ref,omitempty"`
-	Path   string `json:"path,omitempty"`
+	Kind     string   `json:"kind"`
+	URL      string   `json:"url,omitempty"`
+	SHA256   string   `json:"sha256,omitempty"`
+	Commit   string   `json:"commit,omitempty"`
+	Path     string   `json:"path,omitempty"`
+	Module   string   `json:"module,omitempty"`
+	Version  string   `json:"version,omitempty"`
+	GoSum    string   `json:"go_sum,omitempty"`
+	Packages []string `json:"packages,omitempty"`
 }
 
 type buildinfo struct {
@@ -70,6 +74,7 @@ func TestBuildinfo(t *testing.T) {
 		{name: "clusterd", sources: []string{"src", "units"},
 			units: map[string][]string{"clusterd-master.service": {"master"}, "clusterd-agent.service": {"agent", "agent_public"}}},
 		{name: "join-check", requires: []string{"clusterd"}},
+		{name: "tcpwait", sources: []string{"src"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -284,6 +289,9 @@ func TestBuilds(t *testing.T) {
 			grep: map[string]string{
 				"bin/cluster-join-check": "exec " + clusterd + "/bin/clusterd check --role \"${1:?usage: cluster-join-check ROLE}\"\n",
 			}},
+		{name: "tcpwait",
+			files:  []string{"bin", "bin/cluster-tcpwait"},
+			static: []string{"bin/cluster-tcpwait"}},
 	}
 	for _, tc := range builds {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"imagebuilder/pkgbuild/bundle"
+	"imagebuilder/pkgbuild/ocicache"
 )
 
 // logTailLines is how many lines of a failed build's log the error carries.
@@ -23,6 +25,8 @@ type Builder struct {
 	opts   Options
 	store  Store
 	src    *sourceCache
+	gomod  *goModules
+	remote *ocicache.Cache
 	treeMu sync.Mutex
 }
 
@@ -32,10 +36,23 @@ func New(opts Options) (*Builder, error) {
 	if err != nil {
 		return nil, err
 	}
+	var remote *ocicache.Cache
+	if o.CacheURL != "" {
+		if remote, err = ocicache.Open(o.CacheURL, o.HTTPClient); err != nil {
+			return nil, err
+		}
+	}
 	return &Builder{
-		opts:  o,
-		store: Store{Dir: o.StoreDir},
-		src:   &sourceCache{dir: filepath.Join(o.CacheDir, "sources"), client: o.HTTPClient, log: o.Logger},
+		opts:   o,
+		remote: remote,
+		store:  Store{Dir: o.StoreDir},
+		src:    &sourceCache{dir: filepath.Join(o.CacheDir, "sources"), client: o.HTTPClient, log: o.Logger},
+		gomod: &goModules{
+			dir:      filepath.Join(o.CacheDir, "sources", "gomod"),
+			modCache: filepath.Join(o.CacheDir, "gomodcache"),
+			env:      o.GoEnv,
+			log:      o.Logger,
+		},
 	}, nil
 }
 
@@ -49,8 +66,11 @@ type Result struct {
 	Tarball  string
 	SHA256   string
 	Metadata *Metadata
-	// Cached is true when the store already held the package.
+	// Cached is true when the package was not built: the store already held
+	// it, or it was pulled from the remote cache.
 	Cached bool
+	// Pulled is true when the package came from the remote cache.
+	Pulled bool
 }
 
 // BundlePackage is the bundle input for this package.
@@ -83,12 +103,27 @@ func (b *Builder) buildOne(ctx context.Context, p *Package, deps map[string]Resu
 	switch {
 	case err == nil:
 		log.Info("cache hit, not rebuilding")
+		b.share(ctx, log, md)
 		return b.result(md, true), nil
 	case errors.Is(err, ErrCorrupt):
 		log.Warn("store entry does not verify; rebuilding", "err", err)
 	case errors.Is(err, fs.ErrNotExist):
 	default:
 		return Result{}, fmt.Errorf("package %s: %w", p.Name, err)
+	}
+	if b.remote != nil {
+		md, err := b.pull(ctx, p)
+		switch {
+		case err == nil:
+			log.Info("pulled from the remote cache", "cache", b.remote.String(), "sha256", md.TarballSHA256)
+			r := b.result(md, true)
+			r.Pulled = true
+			return r, nil
+		case errors.Is(err, ocicache.ErrNotFound):
+			log.Info("not in the remote cache", "cache", b.remote.String())
+		default:
+			log.Warn("remote cache entry unusable; building", "cache", b.remote.String(), "err", err)
+		}
 	}
 	start := time.Now()
 	log.Info("building")
@@ -97,7 +132,33 @@ func (b *Builder) buildOne(ctx context.Context, p *Package, deps map[string]Resu
 		return Result{}, err
 	}
 	log.Info("built", "sha256", md.TarballSHA256, "duration", time.Since(start).Round(time.Millisecond))
+	if b.remote != nil {
+		if err := b.push(ctx, md); err != nil {
+			log.Warn("pushing to the remote cache failed; the package stays local", "cache", b.remote.String(), "err", err)
+		} else {
+			log.Info("pushed to the remote cache", "cache", b.remote.String())
+		}
+	}
 	return b.result(md, false), nil
+}
+
+// share pushes a package found in the local store to the remote cache when
+// the remote cache lacks it (a store filled before the cache was used).
+func (b *Builder) share(ctx context.Context, log *slog.Logger, md *Metadata) {
+	if b.remote == nil {
+		return
+	}
+	has, err := b.remote.Has(ctx, md.ID)
+	switch {
+	case err != nil:
+		log.Warn("remote cache lookup failed", "cache", b.remote.String(), "err", err)
+	case !has:
+		if err := b.push(ctx, md); err != nil {
+			log.Warn("pushing to the remote cache failed; the package stays local", "cache", b.remote.String(), "err", err)
+		} else {
+			log.Info("pushed to the remote cache", "cache", b.remote.String())
+		}
+	}
 }
 
 func (b *Builder) result(md *Metadata, cached bool) Result {
@@ -141,6 +202,9 @@ func (b *Builder) build(ctx context.Context, p *Package, deps map[string]Result)
 	if runErr != nil {
 		return nil, fmt.Errorf("building package %s (%s) failed: %w; log %s; last %d lines:\n%s",
 			p.Name, p.ID, runErr, logPath, logTailLines, tail(logPath, logTailLines))
+	}
+	if err := addHostFiles(p, filepath.Join(work, "out")); err != nil {
+		return fail(err)
 	}
 	sum, err := writePackageTarball(filepath.Join(work, "out"), b.store.TarballPath(p.ID), b.opts.Prefix, b.opts.SourceDateEpoch)
 	if err != nil {

@@ -85,6 +85,11 @@ func bwrapArgs(spec SandboxSpec) ([]string, error) {
 		}
 		args = append(args, op, m.Source, m.Target)
 	}
+	if spec.Hide != "" {
+		// Only the writable mounts below it (the package's own output)
+		// take writes; anything else under the prefix fails loudly.
+		args = append(args, "--remount-ro", spec.Hide)
+	}
 	if spec.Dir != "" {
 		args = append(args, "--chdir", spec.Dir)
 	}

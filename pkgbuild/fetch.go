@@ -6,8 +6,6 @@ import (
 	"compress/bzip2"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 
 	"imagebuilder/pkgbuild/archive"
 )
@@ -28,6 +27,8 @@ type sourceCache struct {
 	dir    string
 	client *http.Client
 	log    *slog.Logger
+	// gitMu serialises fetches into the bare repositories.
+	gitMu sync.Mutex
 }
 
 // fetch returns the path of a verified local copy of rawURL with the given sha256,
@@ -49,24 +50,7 @@ func (c *sourceCache) fetch(ctx context.Context, rawURL, want string) (string, e
 	case !errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("source cache: %w", err)
 	}
-	body, err := c.open(ctx, rawURL)
-	if err != nil {
-		return "", err
-	}
-	defer body.Close()
-	var got string
-	err = writeAtomic(final, 0o444, func(w io.Writer) error {
-		h := sha256.New()
-		if _, err := io.Copy(io.MultiWriter(w, h), body); err != nil {
-			return fmt.Errorf("downloading %s: %w", rawURL, err)
-		}
-		got = hex.EncodeToString(h.Sum(nil))
-		if got != want {
-			return fmt.Errorf("%s: sha256 mismatch: got %s, want %s", rawURL, got, want)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := c.download(ctx, rawURL, want, final); err != nil {
 		return "", err
 	}
 	c.log.Info("fetched source", "url", rawURL, "sha256", want)

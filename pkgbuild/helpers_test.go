@@ -146,3 +146,55 @@ func resultByName(t *testing.T, rs []Result, name string) Result {
 	t.Fatalf("no result for %s in %+v", name, rs)
 	return Result{}
 }
+
+func requireGo(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Fatal("go not on PATH: go_module sources need the Go toolchain (Go 1.26 from go.dev)")
+	}
+}
+
+// extractTarball unpacks a package tarball into dir with the strict reader.
+func extractTarball(t *testing.T, file, dir string) {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := archive.NewDecompressor(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	if err := archive.Extract(archive.NewReader(zr, archive.Policy{Prefix: DefaultPrefix}), dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runBin runs a binary and returns its combined output.
+func runBin(path string, args ...string) (string, error) {
+	out, err := exec.Command(path, args...).CombinedOutput()
+	return string(out), err
+}
+
+// sharedGoCache sets o.CacheDir to the cache of the default store
+// ($IMAGEBUILDER_CACHE/store/cache, else the user cache directory's
+// imagebuilder/store/cache), whose Go build cache the reference builds keep
+// warm: the standard library is not compiled again for every test run. What
+// the tests add there (tiny example.com modules of a file proxy) is content
+// addressed like everything else in it.
+func sharedGoCache(t *testing.T) func(*Options) {
+	t.Helper()
+	dir := os.Getenv("IMAGEBUILDER_CACHE")
+	if dir == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(d, "imagebuilder")
+	}
+	return func(o *Options) { o.CacheDir = filepath.Join(dir, "store", "cache") }
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

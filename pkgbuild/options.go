@@ -31,10 +31,18 @@ type Options struct {
 	SourceDateEpoch int64
 	// Jobs is how many builds run at once; default the number of CPUs.
 	Jobs int
+	// CacheURL, oci://HOST[:PORT]/REPOSITORY, names a remote cache: packages
+	// missing from the store are pulled from it before building; packages built,
+	// or found in the store but missing there, are pushed to it (see package
+	// ocicache). Empty: no remote cache.
+	CacheURL string
 	// Sandbox runs the build scripts; default &Bwrap{}.
 	Sandbox Sandbox
 	// HTTPClient fetches http(s) sources; default a client with a 10 minute timeout.
 	HTTPClient *http.Client
+	// GoEnv is added to the environment of the go commands that fetch
+	// go_module sources (outside the sandbox), e.g. GOPROXY or GONOSUMDB.
+	GoEnv []string
 	// Path is $PATH inside the sandbox; default DefaultPath().
 	Path string
 	// Logger receives progress; default discards.

@@ -28,9 +28,10 @@ type SandboxSpec struct {
 	Env []string
 	// Dir is the working directory inside the sandbox.
 	Dir string
-	// Hide is an absolute path replaced by an empty writable tmpfs before the
-	// mounts are made (the install prefix: the host's copy, if any, is hidden,
-	// and mount targets below it need not exist on the host).
+	// Hide is an absolute path replaced by an empty tmpfs before the mounts
+	// are made (the install prefix: the host's copy, if any, is hidden, and
+	// mount targets below it need not exist on the host), then made read-only:
+	// below it only writable mounts take writes.
 	Hide   string
 	Mounts []Mount
 	// Dirs are directories (mode 0755) created inside the sandbox, under /tmp or

@@ -160,7 +160,7 @@ func TestBwrapArgs(t *testing.T) {
 	}
 	got := strings.Join(args, " ")
 	want := "--die-with-parent --new-session --unshare-all --clearenv --setenv A 1 --setenv B 2 --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp " +
-		"--perms 0755 --tmpfs /tmp/prefix --perms 0755 --dir /tmp/home --bind /host/out /tmp/prefix/packages/x --ro-bind /host/src /tmp/src/s --chdir /tmp/work -- /bin/bash /tmp/pkgbuild/build"
+		"--perms 0755 --tmpfs /tmp/prefix --perms 0755 --dir /tmp/home --bind /host/out /tmp/prefix/packages/x --ro-bind /host/src /tmp/src/s --remount-ro /tmp/prefix --chdir /tmp/work -- /bin/bash /tmp/pkgbuild/build"
 	if got != want {
 		t.Errorf("args:\n%s\nwant:\n%s", got, want)
 	}

@@ -6,13 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"imagebuilder/pkgbuild/atomicfile"
 	"io"
 	"io/fs"
 	"os"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"imagebuilder/pkgbuild/archive"
 )
@@ -43,17 +44,19 @@ func Assemble(w io.Writer, in Input) (*Manifest, error) {
 	farm := map[string]string{}      // bundle path -> package name
 	unitOwner := map[string]string{} // unit -> package name
 	roleUnits := map[string][]string{}
-	for _, p := range pkgs {
-		sc, err := scanPackage(p, in.Prefix)
-		if err != nil {
-			return nil, err
-		}
+	scans, err := scanPackages(pkgs, in.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range pkgs {
+		sc := scans[i]
 		root := "packages/" + p.ID
 		src := len(sources)
 		sources = append(sources, source{
 			label:  fmt.Sprintf("package %s (%s)", p.Name, p.Tarball),
-			open:   packageOpener(p.Tarball, in.Prefix),
+			open:   hashedPackageOpener(p.Tarball, in.Prefix),
 			rename: func(n string) string { return root + "/" + n },
+			sha:    sc.sha,
 		})
 		items = append(items, genDir(root), genSymlink("active/"+p.Name, "../"+root))
 		for _, it := range sc.items {
@@ -212,6 +215,31 @@ type unitFile struct {
 }
 
 // packageScan is what the first pass learns from a package tarball.
+// scanPackages scans the packages concurrently (one goroutine per CPU) and
+// returns the scans in order, or the first package's error.
+func scanPackages(pkgs []Package, prefix string) ([]*packageScan, error) {
+	scans := make([]*packageScan, len(pkgs))
+	errs := make([]error, len(pkgs))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, p := range pkgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			scans[i], errs[i] = scanPackage(p, prefix)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return scans, nil
+}
+
 type packageScan struct {
 	sha   string
 	items []item // names relative to the package root
@@ -219,18 +247,15 @@ type packageScan struct {
 	units []unitFile
 }
 
-func packageOpener(file, prefix string) func() (*archive.Reader, io.Closer, error) {
+// hashedPackageOpener opens a package tarball for the second pass, digesting
+// the file as it is read.
+func hashedPackageOpener(file, prefix string) func() (*archive.Reader, io.Closer, error) {
 	return func() (*archive.Reader, io.Closer, error) {
-		f, err := os.Open(file)
+		hf, err := openHashed(file)
 		if err != nil {
 			return nil, nil, fmt.Errorf("opening package tarball: %w", err)
 		}
-		zr, err := archive.NewDecompressor(f)
-		if err != nil {
-			f.Close()
-			return nil, nil, err
-		}
-		return archive.NewReader(zr, archive.Policy{Prefix: prefix}), closers{zr, f}, nil
+		return archive.NewReader(hf.zr, archive.Policy{Prefix: prefix}), hf, nil
 	}
 }
 
@@ -246,31 +271,39 @@ func (c closers) Close() error {
 	return first
 }
 
-func fileSHA256(file string) (string, error) {
-	sum, err := atomicfile.SHA256(file)
-	if err != nil {
-		return "", fmt.Errorf("digesting package tarball: %w", err)
-	}
-	return sum, nil
-}
-
 func scanPackage(p Package, prefix string) (*packageScan, error) {
 	fail := func(err error) (*packageScan, error) {
 		return nil, fmt.Errorf("package %s (%s): %w", p.Name, p.Tarball, err)
 	}
-	sha, err := fileSHA256(p.Tarball)
+	// One read of the file: the tarball's sha256 is taken from the bytes the
+	// decompressor reads, and checked once the whole file has gone through.
+	f, err := os.Open(p.Tarball)
+	if err != nil {
+		return fail(fmt.Errorf("opening package tarball: %w", err))
+	}
+	defer f.Close()
+	fileHash := sha256.New()
+	raw := io.TeeReader(f, fileHash)
+	zr, err := archive.NewDecompressor(raw)
 	if err != nil {
 		return fail(err)
 	}
-	if p.SHA256 != "" && sha != p.SHA256 {
-		return fail(fmt.Errorf("tarball sha256 %s, want %s", sha, p.SHA256))
+	defer zr.Close()
+	rd := archive.NewReader(zr, archive.Policy{Prefix: prefix})
+	sc := &packageScan{}
+	// A tarball that is not what the caller expects is reported as such, even
+	// when it does not parse.
+	parseFail := fail
+	fail = func(err error) (*packageScan, error) {
+		if p.SHA256 != "" {
+			if _, cerr := io.Copy(io.Discard, raw); cerr == nil {
+				if got := hex.EncodeToString(fileHash.Sum(nil)); got != p.SHA256 {
+					return parseFail(fmt.Errorf("tarball sha256 %s, want %s", got, p.SHA256))
+				}
+			}
+		}
+		return parseFail(err)
 	}
-	rd, c, err := packageOpener(p.Tarball, prefix)()
-	if err != nil {
-		return fail(err)
-	}
-	defer c.Close()
-	sc := &packageScan{sha: sha}
 	fileSHA := map[string]string{}
 	fileSize := map[string]int64{}
 	types := map[string]archive.Type{}
@@ -316,6 +349,18 @@ func scanPackage(p Package, prefix string) (*packageScan, error) {
 			sc.farm = append(sc.farm, e.Name)
 		}
 		sc.items = append(sc.items, it)
+	}
+	// The rest of the zstd stream (its checksum is checked on the way) and of
+	// the file.
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		return fail(fmt.Errorf("reading past the archive's end: %w", err))
+	}
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		return fail(fmt.Errorf("digesting package tarball: %w", err))
+	}
+	sc.sha = hex.EncodeToString(fileHash.Sum(nil))
+	if p.SHA256 != "" && sc.sha != p.SHA256 {
+		return fail(fmt.Errorf("tarball sha256 %s, want %s", sc.sha, p.SHA256))
 	}
 	return sc, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,11 +32,14 @@ func twoPackages(t *testing.T) []Package {
 		d("lib"), f("lib/liba.so", "ELF"),
 		d("systemd"), f("systemd/a.service", "[Service]\nExecStart=/opt/cluster/bin/a\n"),
 		d("share"), f("share/doc", "doc"), sl("share/link", "doc"),
+		d("sysusers.d"), f("sysusers.d/a.conf", "u a - - - -\n"),
 	)
 	b := testPackage(t, dir, "b", hashB, map[string][]string{"b.service": {"agent", "agent_public"}, "b.socket": {"agent"}},
 		d("bin"), x("bin/b", "b"), hl("bin/b2", "bin/b"),
 		d("sbin"), x("sbin/bd", "bd"),
 		d("systemd"), f("systemd/b.service", "[Service]\n"), f("systemd/b.socket", "[Socket]\n"),
+		d("sysusers.d"), f("sysusers.d/b.conf", "u b - - - -\n"),
+		d("tmpfiles.d"), f("tmpfiles.d/b.conf", "d /var/lib/b 0750 b b - -\n"),
 		sl("abs", "/opt/cluster/packages/a--"+hashA+"/share/doc"),
 	)
 	return []Package{a, b}
@@ -118,6 +122,10 @@ func TestAssembleLayout(t *testing.T) {
 		"bin/b2":                        {Type: archive.TypeSymlink, Mode: 0o777, Linkname: "../active/b/bin/b2"},
 		"lib/liba.so":                   {Type: archive.TypeSymlink, Mode: 0o777, Linkname: "../active/a/lib/liba.so"},
 		"sbin/bd":                       {Type: archive.TypeSymlink, Mode: 0o777, Linkname: "../active/b/sbin/bd"},
+		"sysusers.d":                    {Type: archive.TypeDir, Mode: 0o755},
+		"sysusers.d/a.conf":             {Type: archive.TypeSymlink, Mode: 0o777, Linkname: "../active/a/sysusers.d/a.conf"},
+		"sysusers.d/b.conf":             {Type: archive.TypeSymlink, Mode: 0o777, Linkname: "../active/b/sysusers.d/b.conf"},
+		"tmpfiles.d/b.conf":             {Type: archive.TypeSymlink, Mode: 0o777, Linkname: "../active/b/tmpfiles.d/b.conf"},
 		"packages/" + idA:               {Type: archive.TypeDir, Mode: 0o755},
 		"packages/" + idA + "/bin/a":    {Type: archive.TypeFile, Mode: 0o755, Size: 17},
 		"packages/" + idB + "/bin/b2":   {Type: archive.TypeHardlink, Mode: 0o644, Linkname: "packages/" + idB + "/bin/b"},
@@ -491,5 +499,37 @@ func TestAssembleFileNamedByDigest(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 2 {
 		t.Errorf("dir holds %d files, want the two bundles (no temp files)", len(ents))
+	}
+}
+
+// TestWritePlanNoticesChangedTarball: the second pass checks the tarball's
+// digest against the first pass's, so a file replaced in between fails the
+// bundle instead of slipping in unchecked content.
+func TestWritePlanNoticesChangedTarball(t *testing.T) {
+	p := testPackage(t, t.TempDir(), "a", hashA, nil, d("bin"), x("bin/a", "one"))
+	sc, err := scanPackage(p, "/opt/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := append([]item(nil), sc.items...)
+	for i := range items {
+		items[i].src = 0
+	}
+	src := source{label: "package a", open: hashedPackageOpener(p.Tarball, "/opt/cluster"), rename: func(n string) string { return n }, sha: sc.sha}
+	if err := writePlan(io.Discard, items, []source{src}, 0); err != nil {
+		t.Fatalf("unchanged tarball: %v", err)
+	}
+	// Same entries, same sizes, other content: only the digest tells.
+	other := testPackage(t, t.TempDir(), "a", hashA, nil, d("bin"), x("bin/a", "two"))
+	data, err := os.ReadFile(other.Tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.Tarball, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = writePlan(io.Discard, items, []source{src}, 0)
+	if err == nil || !strings.Contains(err.Error(), "changed since it was first read") {
+		t.Fatalf("replaced tarball: %v", err)
 	}
 }

@@ -20,10 +20,12 @@ func Roles() []string { return []string{"master", "agent", "agent_public"} }
 
 // farmDirs are the package directories whose top-level entries get symlinks in the
 // bundle directory of the same name.
-var farmDirs = [...]string{"bin", "lib", "sbin"}
+// sysusers.d and tmpfiles.d hold one <package>.conf per package (made by
+// pkgbuild from "username" and "state_directory").
+var farmDirs = [...]string{"bin", "lib", "sbin", "sysusers.d", "tmpfiles.d"}
 
 // topDirs are the directories every bundle has.
-var topDirs = [...]string{"active", "bin", "etc", "lib", "packages", "sbin", "systemd"}
+var topDirs = [...]string{"active", "bin", "etc", "lib", "packages", "sbin", "systemd", "sysusers.d", "tmpfiles.d"}
 
 // Package is one built package to put into the bundle.
 type Package struct {

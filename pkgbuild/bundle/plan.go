@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"os"
 	"sort"
 
 	"imagebuilder/pkgbuild/archive"
@@ -33,6 +34,50 @@ type source struct {
 	rename func(string) string
 	// drop lists bundle paths of source entries that are left out.
 	drop map[string]bool
+	// sha, when set, is the sha256 of the whole source file as the first pass
+	// saw it: open must then return a *hashedFile closer, and the second pass
+	// checks the file's digest instead of every entry's content.
+	sha string
+}
+
+// hashedFile is an open zstd file whose raw bytes are digested as they are
+// decompressed.
+type hashedFile struct {
+	f   *os.File
+	raw io.Reader
+	zr  io.ReadCloser
+	h   hash.Hash
+}
+
+func openHashed(file string) (*hashedFile, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	raw := io.TeeReader(f, h)
+	zr, err := archive.NewDecompressor(raw)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &hashedFile{f: f, raw: raw, zr: zr, h: h}, nil
+}
+
+// sum reads the rest of the stream and the file and returns the file's sha256.
+func (hf *hashedFile) sum() (string, error) {
+	if _, err := io.Copy(io.Discard, hf.zr); err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(io.Discard, hf.raw); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(hf.h.Sum(nil)), nil
+}
+
+func (hf *hashedFile) Close() error {
+	hf.zr.Close()
+	return hf.f.Close()
 }
 
 func genFile(name string, mode fs.FileMode, data []byte) item {
@@ -78,7 +123,7 @@ func manifestEntries(items []item) []Entry {
 // writePlan writes the sorted items as a tar.zst to w, pulling source entries in
 // order and checking each against what the first pass saw.
 func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err error) {
-	zw, err := archive.NewCompressor(w)
+	zw, err := archive.NewParallelCompressor(w)
 	if err != nil {
 		return err
 	}
@@ -107,6 +152,19 @@ func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err er
 				return fmt.Errorf("%s: entry %q changed since it was first read", sources[cur].label, e.Name)
 			}
 		}
+		if want := sources[cur].sha; want != "" {
+			hf, ok := closer.(*hashedFile)
+			if !ok {
+				return fmt.Errorf("internal error: %s opened without a digest", sources[cur].label)
+			}
+			got, err := hf.sum()
+			if err != nil {
+				return fmt.Errorf("%s: %w", sources[cur].label, err)
+			}
+			if got != want {
+				return fmt.Errorf("%s: changed since it was first read (sha256 %s, was %s)", sources[cur].label, got, want)
+			}
+		}
 		done[cur] = true
 		err := closer.Close()
 		closer, cur = nil, -1
@@ -133,8 +191,11 @@ func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err er
 			if err := nextFrom(rd, sources[cur], it); err != nil {
 				return err
 			}
-			h = sha256.New()
-			content = io.TeeReader(rd, h)
+			content = rd
+			if sources[cur].sha == "" {
+				h = sha256.New()
+				content = io.TeeReader(rd, h)
+			}
 		}
 		if err := tw.Add(it.e, content); err != nil {
 			return fmt.Errorf("writing bundle: %w", err)
