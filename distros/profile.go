@@ -100,7 +100,7 @@ func DetectRelease(o OSRelease) (Profile, error) {
 			why = append(why, p.Name()+": "+reason)
 		}
 	}
-	msg := fmt.Sprintf("unsupported base distribution %q (ID=%q ID_LIKE=%q VERSION_ID=%q); supported: %s",
+	msg := fmt.Sprintf("unsupported base distribution %q (ID=%q ID_LIKE=%q VERSION_ID=%q); supported families: %s",
 		o.Pretty(), o["ID"], o["ID_LIKE"], o["VERSION_ID"], supportedList())
 	if len(why) > 0 {
 		msg += " (" + strings.Join(why, "; ") + ")"

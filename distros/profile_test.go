@@ -24,7 +24,7 @@ func TestDetect(t *testing.T) {
 		{"debian 11", "ID=debian\nVERSION_ID=\"11\"\n", "", `debian: debian version "11" is not supported (supported: 12)`},
 		{"ubuntu 20.04", "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"20.04\"\n", "", `ubuntu: ubuntu version "20.04" is not supported (supported: 22.04, 24.04)`},
 		{"centos 7", "ID=\"centos\"\nID_LIKE=\"rhel fedora\"\nVERSION_ID=\"7\"\n", "", `rhel: centos version "7" is not supported (supported: 8, 9)`},
-		{"alpine", "PRETTY_NAME=\"Alpine Linux v3.19\"\nID=alpine\nVERSION_ID=3.19.0\n", "", `unsupported base distribution "Alpine Linux v3.19" (ID="alpine" ID_LIKE="" VERSION_ID="3.19.0"); supported: debian (ID debian; VERSION_ID 12); ubuntu (ID ubuntu; VERSION_ID 22.04, 24.04); rhel (ID rhel/rocky/almalinux/centos; VERSION_ID 8, 9)`},
+		{"alpine", "PRETTY_NAME=\"Alpine Linux v3.19\"\nID=alpine\nVERSION_ID=3.19.0\n", "", `unsupported base distribution "Alpine Linux v3.19" (ID="alpine" ID_LIKE="" VERSION_ID="3.19.0"); supported families: debian (ID debian; VERSION_ID 12); ubuntu (ID ubuntu; VERSION_ID 22.04, 24.04); rhel (ID rhel/rocky/almalinux/centos; VERSION_ID 8, 9)`},
 		{"fedora", "ID=fedora\nVERSION_ID=40\n", "", `unsupported base distribution "fedora 40" (ID="fedora"`},
 	}
 	for _, c := range cases {
