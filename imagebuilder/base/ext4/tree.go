@@ -30,6 +30,10 @@ func (fs *FS) Tar(ctx context.Context) io.ReadCloser {
 	return pr
 }
 
+// MaxFileSize bounds a regular file of the tree: a hostile or sparse inode
+// cannot make the stream endless.
+const MaxFileSize = 64 << 30
+
 type walker struct {
 	fs    *FS
 	tw    *tar.Writer
@@ -104,6 +108,9 @@ func (w *walker) walk(num uint32, rel string) error {
 		if in.links > 1 {
 			w.links[num] = name
 		}
+		if in.size > MaxFileSize {
+			return fmt.Errorf("/%s: %d bytes is more than the %d a base file may have (a sparse file? remove it from the image)", rel, in.size, int64(MaxFileSize))
+		}
 		hdr.Typeflag, hdr.Size = tar.TypeReg, in.size
 		if err := w.tw.WriteHeader(hdr); err != nil {
 			return err
@@ -139,7 +146,7 @@ func (w *walker) walk(num uint32, rel string) error {
 // empty entries.
 func (fs *FS) readDir(in *inode) ([]dirent, error) {
 	var buf bytes.Buffer
-	if in.size > 1<<30 {
+	if in.size > 64<<20 {
 		return nil, fmt.Errorf("directory of %d bytes", in.size)
 	}
 	if err := fs.copyData(&buf, in); err != nil {
