@@ -47,4 +47,3 @@ func FuzzTar(f *testing.F) {
 		r.Close()
 	})
 }
-
