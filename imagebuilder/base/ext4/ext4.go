@@ -205,13 +205,16 @@ func (fs *FS) extents(in *inode) ([]extent, error) {
 		return nil, errors.New("block-mapped (non-extent) files are not supported")
 	}
 	var out []extent
-	if err := fs.walkExtents(in.block[:], 0, &out); err != nil {
+	if err := fs.walkExtents(in.block[:], 0, &out, map[int64]bool{}); err != nil {
 		return nil, fmt.Errorf("inode %d: %w", in.num, err)
 	}
 	return out, nil
 }
 
-func (fs *FS) walkExtents(node []byte, depth int, out *[]extent) error {
+// walkExtents collects the leaves below node. seen holds the index blocks
+// already read: a block referenced twice is corruption (or a hostile image
+// trying to make the walk exponential).
+func (fs *FS) walkExtents(node []byte, depth int, out *[]extent, seen map[int64]bool) error {
 	le := binary.LittleEndian
 	if len(node) < 12 || le.Uint16(node[0:]) != 0xf30a {
 		return errors.New("bad extent header")
@@ -238,11 +241,15 @@ func (fs *FS) walkExtents(node []byte, depth int, out *[]extent) error {
 			continue
 		}
 		leaf := int64(le.Uint32(e[4:])) | int64(le.Uint16(e[8:]))<<32
+		if seen[leaf] {
+			return fmt.Errorf("extent block %d referenced twice", leaf)
+		}
+		seen[leaf] = true
 		child := make([]byte, fs.blockSize)
 		if _, err := fs.r.ReadAt(child, leaf*fs.blockSize); err != nil {
 			return fmt.Errorf("reading extent block %d: %w", leaf, err)
 		}
-		if err := fs.walkExtents(child, depth+1, out); err != nil {
+		if err := fs.walkExtents(child, depth+1, out, seen); err != nil {
 			return err
 		}
 	}
