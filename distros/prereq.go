@@ -25,6 +25,9 @@ type Prerequisites struct {
 	// Tar and Decompressors are the tools found (tree paths).
 	Tar           string
 	Decompressors []string
+	// NoLogin is the shell for system users (tree path): packages' system
+	// users are created with it.
+	NoLogin string
 }
 
 // CheckPrerequisites makes sure the base can run a cluster host: systemd
@@ -56,6 +59,15 @@ func CheckPrerequisites(t *overlay.Tree, hint string) (*Prerequisites, error) {
 	}
 	if len(pre.Decompressors) == 0 {
 		missing = append(missing, "zstd or gzip")
+	}
+	// System users and groups: the user database and a no-login shell.
+	for _, db := range []string{"etc/passwd", "etc/group"} {
+		if !isRegular(t, db) {
+			missing = append(missing, "/"+db)
+		}
+	}
+	if pre.NoLogin = findTool(t, "nologin"); pre.NoLogin == "" {
+		missing = append(missing, "a nologin shell (/usr/sbin/nologin)")
 	}
 	if len(missing) > 0 {
 		return pre, fmt.Errorf("the base lacks %s (%s the packages into the base)", strings.Join(missing, ", "), hint)

@@ -226,6 +226,8 @@ func TestFixupErrors(t *testing.T) {
 			`rhel fixup: network: NetworkManager: the base has no /usr/sbin/NetworkManager (dnf install NetworkManager)`},
 		{"no tar, no gzip", debianFixture(), []string{"usr/bin/tar", "usr/bin/gzip"},
 			`debian base "Debian GNU/Linux 12 (bookworm)": the base lacks tar, zstd or gzip (apt-get install the packages into the base)`},
+		{"no user database", debianFixture(), []string{"etc/group", "usr/sbin/nologin"},
+			`the base lacks /etc/group, a nologin shell (/usr/sbin/nologin) (apt-get install the packages into the base)`},
 		{"no systemd", rhelFixture(rocky, 252, "enforcing"), []string{"usr/lib/systemd/systemd"},
 			`rhel base "Rocky Linux 9.4": the base lacks systemd (no /usr/lib/systemd/systemd)`},
 		{"old systemd", rhelFixture(rocky, 219, "enforcing"), nil,
