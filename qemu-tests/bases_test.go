@@ -155,6 +155,7 @@ func TestBasesEveryKind(t *testing.T) {
 	// Build one image per kind; the tarball's image is the reference.
 	kinds := []base.Kind{base.KindTar, base.KindDir, base.KindOCILayout, base.KindDockerArchive, base.KindRegistry, base.KindRaw, base.KindQcow2}
 	images := map[base.Kind]string{}
+	sums := map[base.Kind]string{}
 	var want []string
 	for _, k := range kinds {
 		var res *build.Result
@@ -170,6 +171,7 @@ func TestBasesEveryKind(t *testing.T) {
 			t.Errorf("%s: base kind %q, distro %q", k, res.BaseKind, res.Distro)
 		}
 		images[k] = artifact(t, res, "raw")
+		sums[k] = res.Artifacts[0].SHA256
 		got := rootManifest(t, images[k])
 		if want == nil {
 			want = got
@@ -181,6 +183,12 @@ func TestBasesEveryKind(t *testing.T) {
 		if diff := manifestDiff(got, want); diff != "" {
 			t.Errorf("image from %s (%s) differs from the tarball's (-tar +%s):\n%s", k, refs[k], k, diff)
 		}
+	}
+	// The three OCI kinds carry the same image, so the same digest: their
+	// disk images are bit-identical.
+	if sums[base.KindOCILayout] != sums[base.KindDockerArchive] || sums[base.KindOCILayout] != sums[base.KindRegistry] {
+		t.Errorf("the same image from a layout, an archive and a registry gave different disks: %s %s %s",
+			sums[base.KindOCILayout], sums[base.KindDockerArchive], sums[base.KindRegistry])
 	}
 	if t.Failed() {
 		return
