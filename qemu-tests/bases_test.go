@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -207,9 +208,17 @@ func TestBasesEveryKind(t *testing.T) {
 				t.Fatalf("boot of the image built from the %s base: %v", k, err)
 			}
 			t.Logf("image from the %s base: boot to joined in %.1fs", k, time.Since(start).Seconds())
+			// machine-id is "uninitialized", so this was a systemd first
+			// boot: systemd-firstboot is masked and must not have prompted.
+			if line, _, err := vm.ExpectFrom(ctx, 0, firstbootPromptRE, 2*time.Second); err == nil {
+				t.Errorf("systemd-firstboot prompted on the console: %q", line)
+			}
 		})
 	}
 }
+
+// firstbootPromptRE matches systemd-firstboot's console prompts.
+var firstbootPromptRE = regexp.MustCompile(`Please configure your system|Please enter system locale|Please enter timezone`)
 
 // bootCmdline adds no_timer_check: under TCG on a loaded machine the
 // kernel's IO-APIC timer check can fail and panic ("IO-APIC + timer doesn't
