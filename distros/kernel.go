@@ -32,19 +32,22 @@ func ExposeKernels(t *overlay.Tree, initrdName string) ([]ExposedKernel, error) 
 	}
 	for _, dir := range moduleDirs(t) {
 		version := path.Base(dir)
-		if _, ok := t.Entries["boot/vmlinuz-"+version]; ok {
-			continue
-		}
 		linux := fileTarget(t, dir+"/vmlinuz")
 		if linux == "" {
 			continue
 		}
 		k := ExposedKernel{Version: version, Linux: "boot/vmlinuz-" + version}
+		_, inBoot := t.Entries[k.Linux]
+		if inBoot && hasInitrd(t, version) {
+			continue
+		}
 		if err := t.MkdirAll("boot", 0o755, 0, 0); err != nil {
 			return nil, err
 		}
-		if err := link(k.Linux, linux); err != nil {
-			return nil, err
+		if !inBoot {
+			if err := link(k.Linux, linux); err != nil {
+				return nil, err
+			}
 		}
 		for _, name := range []string{"initramfs.img", "initrd.img"} {
 			if initrd := fileTarget(t, dir+"/"+name); initrd != "" {
@@ -70,6 +73,17 @@ func ExposeKernels(t *overlay.Tree, initrdName string) ([]ExposedKernel, error) 
 		return nil, fmt.Errorf("linking kernels into /boot: %w", err)
 	}
 	return out, nil
+}
+
+// hasInitrd reports whether /boot holds an initrd for version under any
+// family's name.
+func hasInitrd(t *overlay.Tree, version string) bool {
+	for _, pat := range []string{"boot/initrd.img-%s", "boot/initramfs-%s.img", "boot/initrd-%s"} {
+		if _, ok := t.Entries[fmt.Sprintf(pat, version)]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // moduleDirs lists the tree paths of /usr/lib/modules/<version> (or

@@ -265,3 +265,28 @@ func TestSystemdVersion(t *testing.T) {
 		t.Errorf("rhel: %d from %s", v, from)
 	}
 }
+
+// TestExposeKernelInitrdOnly: a kernel already in /boot whose initrd ships
+// only in /usr/lib/modules gets the initrd linked.
+func TestExposeKernelInitrdOnly(t *testing.T) {
+	tr := fixture{
+		"boot/vmlinuz-6.8.0-31-generic":                "kernel",
+		"usr/lib/modules/6.8.0-31-generic/vmlinuz":     "kernel",
+		"usr/lib/modules/6.8.0-31-generic/initrd.img":  "initrd",
+		"usr/lib/modules/6.8.0-31-generic/modules.dep": "",
+		"usr/lib/modules/5.15.0-1-generic/modules.dep": "",
+	}.build(t)
+	ks, err := ExposeKernels(tr, Ubuntu().InitrdName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ks) != 1 || ks[0].Initrd != "boot/initrd.img-6.8.0-31-generic" {
+		t.Fatalf("exposed %+v", ks)
+	}
+	if e, _ := tr.Lookup("boot/vmlinuz-6.8.0-31-generic"); e.Kind != overlay.KindFile {
+		t.Errorf("the kernel in /boot was replaced: %+v", e)
+	}
+	if e, ok := tr.Lookup("boot/initrd.img-6.8.0-31-generic"); !ok || e.Kind != overlay.KindHardlink {
+		t.Errorf("initrd: %+v", e)
+	}
+}

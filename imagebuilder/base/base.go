@@ -152,6 +152,8 @@ func sniff(p string) (Kind, error) {
 		return KindQcow2, nil
 	case hasPrefix(head, zstdMagic), hasPrefix(head, gzipMagic):
 		return KindTar, nil
+	case hasPrefix(head, []byte("\xfd7zXZ\x00")), hasPrefix(head, []byte("BZh")):
+		return "", errors.New("xz and bzip2 tarballs are not supported: recompress it with zstd or gzip")
 	case len(head) >= 262 && string(head[257:262]) == "ustar":
 		return KindTar, nil
 	case len(head) >= 512 && head[510] == 0x55 && head[511] == 0xaa:

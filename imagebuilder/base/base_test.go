@@ -21,6 +21,8 @@ func TestParse(t *testing.T) {
 	must(t, os.WriteFile(tarPath, tarBytes(t, tarEntry{Name: "etc/x", Body: "x"}), 0o644))
 	qcow := filepath.Join(dir, "disk.img")
 	must(t, os.WriteFile(qcow, []byte("QFI\xfb\x00\x00\x00\x03"), 0o644))
+	xz := filepath.Join(dir, "base.tar.xz")
+	must(t, os.WriteFile(xz, []byte("\xfd7zXZ\x00\x00"), 0o644))
 	junk := filepath.Join(dir, "junk")
 	must(t, os.WriteFile(junk, []byte("hello"), 0o644))
 	cases := []struct {
@@ -39,6 +41,7 @@ func TestParse(t *testing.T) {
 		{"raw:/x/d.raw", KindRaw, "/x/d.raw", ""},
 		{"oci:", "", "", `nothing after "oci:"`},
 		{junk, "", "", "not a directory, tar (plain, gzip, zstd), qcow2 or partitioned disk image"},
+		{xz, "", "", "xz and bzip2 tarballs are not supported: recompress it with zstd or gzip"},
 		{filepath.Join(dir, "missing"), "", "", "no such file"},
 	}
 	for _, c := range cases {
