@@ -1,6 +1,7 @@
 package qemutests
 
 import (
+	"archive/tar"
 	"compress/gzip"
 	"context"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"imagebuilder/imagebuilder/base"
 	"imagebuilder/imagebuilder/build"
 	"imagebuilder/imagebuilder/disk"
+	"imagebuilder/imagebuilder/inplace"
 	"imagebuilder/overlay"
 )
 
@@ -283,4 +285,179 @@ func manifestDiff(got, want []string) string {
 		diff = append(diff[:30], fmt.Sprintf("... and %d more", len(diff)-30))
 	}
 	return strings.Join(diff, "\n")
+}
+
+// TestInPlaceXFS applies an overlay to a vendor-style disk image — GPT with
+// an XFS root made by mkfs.xfs, SELinux enforcing, /lib a symlink to
+// usr/lib — through the in-place appliance, then lists the root with the
+// appliance again and checks: the overlay's files with their owners and
+// modes, paths followed through the vendor's own symlink, /.autorelabel,
+// the vendor's symlink, partition table and XFS file system kept. A hostile
+// overlay is refused naming the entry.
+func TestInPlaceXFS(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tool := range []string{"mkfs.xfs", "sgdisk", "qemu-img", "qemu-system-x86_64"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed: apt-get install xfsprogs gdisk qemu-utils qemu-system-x86", tool)
+		}
+	}
+	work := t.TempDir()
+	sh := func(name string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	appliance := filepath.Join(work, "appliance")
+	build := exec.Command("go", "build", "-trimpath", "-o", appliance, "./imagebuilder/inplace/appliance")
+	build.Dir, build.Env = repoRoot, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the appliance: %v\n%s", err, out)
+	}
+	kernel, err := inplace.KernelFromBase(baseTar(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The vendor image.
+	for name, body := range map[string]string{
+		"osr": "NAME=\"Rocky Linux\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\n",
+		"sel": "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
+	} {
+		if err := os.WriteFile(filepath.Join(work, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proto := fmt.Sprintf(`/dev/null
+0 0
+d--755 0 0
+etc d--755 0 0
+os-release ---644 0 0 %[1]s/osr
+selinux d--755 0 0
+config ---644 0 0 %[1]s/sel
+$
+$
+usr d--755 0 0
+lib d--755 0 0
+systemd d--755 0 0
+system d--755 0 0
+$
+$
+$
+$
+lib l--777 0 0 usr/lib
+$
+`, work)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(work, "proto"), []byte(proto), 0o644))
+	fsImg, raw, vendor := filepath.Join(work, "root.xfs"), filepath.Join(work, "vendor.raw"), filepath.Join(work, "vendor.qcow2")
+	must(os.WriteFile(fsImg, nil, 0o644))
+	must(os.Truncate(fsImg, 300<<20))
+	sh("mkfs.xfs", "-q", "-f", "-p", filepath.Join(work, "proto"), fsImg)
+	must(os.WriteFile(raw, nil, 0o644))
+	must(os.Truncate(raw, 302<<20))
+	sh("sgdisk", "-n", "1:2048:0", "-t", "1:8300", raw)
+	sh("dd", "if="+fsImg, "of="+raw, "bs=1M", "seek=1", "conv=notrunc,sparse", "status=none")
+	sh("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, vendor)
+	table := sh("sgdisk", "-p", raw)
+
+	// The overlay.
+	overlayTar := filepath.Join(work, "overlay.tar")
+	writeTar := func(p string, entries []tarEntry) {
+		f, err := os.Create(p)
+		must(err)
+		tw := tar.NewWriter(f)
+		for _, e := range entries {
+			h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, Uid: e.uid, Gid: e.uid, Size: int64(len(e.body))}
+			must(tw.WriteHeader(h))
+			_, err := tw.Write([]byte(e.body))
+			must(err)
+		}
+		must(tw.Close())
+		must(f.Close())
+	}
+	writeTar(overlayTar, []tarEntry{
+		{name: "opt/cluster/bin/", typ: tar.TypeDir, mode: 0o755},
+		{name: "opt/cluster/bin/hello", typ: tar.TypeReg, mode: 0o755, body: "#!/bin/sh\necho hello\n"},
+		{name: "lib/systemd/system/cluster.target", typ: tar.TypeReg, mode: 0o644, body: "[Unit]\nDescription=cluster\n"},
+		{name: "etc/systemd/system/multi-user.target.wants/cluster.target", typ: tar.TypeSymlink, mode: 0o777, link: "/usr/lib/systemd/system/cluster.target"},
+		{name: "etc/cluster/role", typ: tar.TypeReg, mode: 0o644, body: "master\n"},
+		{name: "var/lib/cluster/data", typ: tar.TypeReg, mode: 0o600, uid: 1000, body: "secret"},
+		{name: "opt/cluster/bin/hello-again", typ: tar.TypeLink, link: "opt/cluster/bin/hello"},
+	})
+
+	start := time.Now()
+	console, err := inplace.Run(ctx, testLogger(t), inplace.Options{Image: vendor, Format: "qcow2", Overlay: overlayTar, Kernel: kernel, InitBinary: appliance})
+	if err != nil {
+		t.Fatalf("in-place apply: %v", err)
+	}
+	t.Logf("in-place apply: %.1fs", time.Since(start).Seconds())
+	if !strings.Contains(console, "SELinux is enforcing: /.autorelabel written") {
+		t.Errorf("no relabel requested:\n%s", console)
+	}
+
+	console, err = inplace.Run(ctx, testLogger(t), inplace.Options{Image: vendor, Format: "qcow2", Kernel: kernel, InitBinary: appliance, List: true})
+	if err != nil {
+		t.Fatalf("in-place list: %v", err)
+	}
+	var listing []string
+	for _, l := range strings.Split(console, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "IBLIST "); ok {
+			listing = append(listing, rest)
+		}
+	}
+	text := strings.Join(listing, "\n")
+	for _, want := range []string{
+		"/opt/cluster/bin/hello file 0755 0:0 size=21 links=2",
+		"/opt/cluster/bin/hello-again file 0755 0:0 size=21 links=2",
+		"/usr/lib/systemd/system/cluster.target file 0644 0:0 size=27 links=1",
+		"/etc/systemd/system/multi-user.target.wants/cluster.target symlink 0777 0:0 -> /usr/lib/systemd/system/cluster.target",
+		"/etc/cluster/role file 0644 0:0 size=7 links=1",
+		"/var/lib/cluster/data file 0600 1000:1000 size=6 links=1",
+		"/.autorelabel file 0644 0:0 size=0",
+		"/lib symlink 0777 0:0 -> usr/lib",
+		"/etc/os-release file 0644 0:0 size=76",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the image's root lacks %q:\n%s", want, text)
+		}
+	}
+
+	// The vendor's layout is kept: same partition table, still XFS.
+	sh("qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw", vendor, raw)
+	if after := sh("sgdisk", "-p", raw); after != table {
+		t.Errorf("partition table changed:\n%s\nwas:\n%s", after, table)
+	}
+	f, err := os.Open(raw)
+	must(err)
+	magic := make([]byte, 4)
+	_, err = f.ReadAt(magic, 1<<20)
+	f.Close()
+	must(err)
+	if string(magic) != "XFSB" {
+		t.Errorf("the root partition is no longer XFS: %q", magic)
+	}
+
+	// A hostile overlay is refused, naming the entry.
+	hostile := filepath.Join(work, "hostile.tar")
+	writeTar(hostile, []tarEntry{{name: "etc/../../escape", typ: tar.TypeReg, mode: 0o644, body: "x"}})
+	_, err = inplace.Run(ctx, testLogger(t), inplace.Options{Image: vendor, Format: "qcow2", Overlay: hostile, Kernel: kernel, InitBinary: appliance})
+	if err == nil || !strings.Contains(err.Error(), `appliance: tar entry "etc/../../escape": ".." component refused`) {
+		t.Fatalf("hostile overlay: %v", err)
+	}
+}
+
+type tarEntry struct {
+	name, body, link string
+	typ              byte
+	mode             int64
+	uid              int
 }
