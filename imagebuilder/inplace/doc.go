@@ -10,4 +10,9 @@
 // followed as on the host), writes /.autorelabel when SELinux is enforcing
 // or permissive, and powers off. No root and no loop device is needed on the
 // build machine.
+//
+// Not yet: wiring into `imagebuilder build` (making the overlay — bundle at
+// the prefix, unit links, role, distro fixups — against a root the host
+// cannot read, since XFS is only read inside the appliance), LVM roots, and
+// booting a full vendor OS from an XFS image in the tests.
 package inplace

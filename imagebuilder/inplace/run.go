@@ -16,7 +16,9 @@ import (
 
 // Options say which image gets which overlay.
 type Options struct {
-	// Image is the disk image changed in place; Format is "raw" or "qcow2".
+	// Image is the disk image changed in place (pass a copy, or a qcow2
+	// overlay made with qemu-img create -b, to keep the original); Format
+	// is "raw" or "qcow2".
 	Image, Format string
 	// Overlay is an uncompressed tar of what to add at the image's root.
 	Overlay string
