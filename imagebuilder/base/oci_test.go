@@ -206,3 +206,29 @@ func TestHostileOCILayer(t *testing.T) {
 		})
 	}
 }
+
+// TestFlattenAcrossLayers: a hardlink to a lower layer's file stays a
+// hardlink; an upper directory replaces a lower symlink of the same name.
+func TestFlattenAcrossLayers(t *testing.T) {
+	img := imageOf(t,
+		layerOf(t, dirE("usr/bin/"), tarEntry{Name: "usr/bin/x", Body: "x", Mode: 0o755},
+			tarEntry{Name: "lib", Type: tar.TypeSymlink, Link: "usr/lib"}),
+		layerOf(t, tarEntry{Name: "usr/bin/y", Type: tar.TypeLink, Link: "usr/bin/x"},
+			dirE("lib/"), tarEntry{Name: "lib/f", Body: "f"}),
+	)
+	b, err := imageBase(img)
+	must(t, err)
+	stage := filepath.Join(t.TempDir(), "root")
+	must(t, os.Mkdir(stage, 0o755))
+	tree := overlay.NewTree(stage)
+	must(t, b.Apply(context.Background(), tree))
+	if e, ok := tree.Lookup("usr/bin/y"); !ok || e.Kind != overlay.KindHardlink || e.Link != "usr/bin/x" {
+		t.Errorf("usr/bin/y: %+v", e)
+	}
+	if e, ok := tree.Lookup("lib"); !ok || e.Kind != overlay.KindDir {
+		t.Errorf("lib: %+v", e)
+	}
+	if data, err := tree.ReadFile("lib/f"); err != nil || string(data) != "f" {
+		t.Errorf("lib/f: %q %v", data, err)
+	}
+}
