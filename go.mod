@@ -3,6 +3,7 @@ module imagebuilder
 go 1.26
 
 require (
+	github.com/cavaliergopher/cpio v1.0.1
 	github.com/diskfs/go-diskfs v1.7.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/google/uuid v1.3.0

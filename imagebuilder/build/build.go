@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"imagebuilder/distros"
+	"imagebuilder/imagebuilder/base"
 	"imagebuilder/imagebuilder/disk"
 	"imagebuilder/overlay"
 )
@@ -25,7 +26,9 @@ var Formats = []string{"raw", "qcow2"}
 
 // Options say what to build.
 type Options struct {
-	// Base is a root filesystem tarball (plain, gzip or zstd).
+	// Base is any reference imagebuilder/base opens: a rootfs tarball
+	// (plain, gzip or zstd), a directory, oci:PATH[:TAG],
+	// docker-archive:PATH[:TAG], docker://REF, a raw or qcow2 disk image.
 	Base string
 	// Bundle is the per-cluster bundle made by genconf.
 	Bundle string
@@ -59,6 +62,7 @@ type Stage struct {
 type Result struct {
 	Name         string     `json:"name"`
 	Distro       string     `json:"distro"`
+	BaseKind     string     `json:"base_kind,omitempty"`
 	BaseSHA256   string     `json:"base_sha256"`
 	BundleSHA256 string     `json:"bundle_sha256"`
 	ConfigHash   string     `json:"config_hash"`
@@ -71,11 +75,9 @@ type Result struct {
 func (o *Options) validate() error {
 	var errs []error
 	if o.Base == "" {
-		errs = append(errs, errors.New("base: required (a root filesystem tarball)"))
-	} else if fi, err := os.Stat(o.Base); err != nil {
-		errs = append(errs, fmt.Errorf("base %s: %w", o.Base, err))
-	} else if fi.IsDir() {
-		errs = append(errs, fmt.Errorf("base %s: directories are not supported yet; pass a tarball", o.Base))
+		errs = append(errs, errors.New("base: required (a rootfs tarball, directory, oci:PATH, docker-archive:PATH, docker://REF, raw or qcow2 disk image)"))
+	} else if _, _, err := base.Parse(o.Base); err != nil {
+		errs = append(errs, err)
 	}
 	if o.Bundle == "" {
 		errs = append(errs, errors.New("bundle: required (the cluster bundle from `imagebuilder genconf`)"))
@@ -140,15 +142,22 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (*Result, error) {
 	tree := overlay.NewTree(root)
 
 	var info *bundleInfo
+	var b *base.Base
+	defer func() {
+		if b != nil {
+			b.Close()
+		}
+	}()
 	steps := []struct {
 		name string
 		fn   func() error
 	}{
 		{"inspect inputs", func() error {
 			var err error
-			if res.BaseSHA256, err = fileSHA256(o.Base); err != nil {
-				return fmt.Errorf("base: %w", err)
+			if b, err = base.Open(ctx, o.Base, log); err != nil {
+				return err
 			}
+			res.BaseKind, res.BaseSHA256 = string(b.Kind), b.Hex()
 			if res.BundleSHA256, err = fileSHA256(o.Bundle); err != nil {
 				return fmt.Errorf("bundle: %w", err)
 			}
@@ -160,15 +169,7 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (*Result, error) {
 			return nil
 		}},
 		{"stage base", func() error {
-			r, err := openTar(o.Base)
-			if err != nil {
-				return fmt.Errorf("base: %w", err)
-			}
-			defer r.Close()
-			if err := tree.Apply(r, "", overlay.ApplyOptions{}); err != nil {
-				return fmt.Errorf("base %s: %w", o.Base, err)
-			}
-			return nil
+			return b.Apply(ctx, tree)
 		}},
 		{"detect distro", func() error {
 			p, osr, err := distros.Detect(tree)

@@ -51,7 +51,7 @@ Outputs in --out: NAME.raw, NAME.qcow2, NAME.manifest.json, SHA256SUMS.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Base, "base", "", "base root filesystem tarball (tar, tar.gz or tar.zst)")
+	f.StringVar(&o.Base, "base", "", "base: rootfs tarball (tar, .gz, .zst), directory, oci:PATH[:TAG], docker-archive:PATH[:TAG], docker://REF, raw or qcow2 disk image (ext4 root)")
 	f.StringVar(&o.Bundle, "bundle", "", "cluster bundle made by `imagebuilder genconf`")
 	f.StringVar(&o.Role, "role", "", "bake this role (master, agent, agent_public); empty: decided at boot")
 	f.StringVar(&o.OutDir, "out", "", "output folder")
