@@ -3,6 +3,7 @@ module imagebuilder
 go 1.26
 
 require (
+	github.com/cavaliergopher/cpio v1.0.1
 	github.com/diskfs/go-diskfs v1.7.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/google/uuid v1.3.0
@@ -14,11 +15,11 @@ require (
 
 require (
 	github.com/anchore/go-lzo v0.1.0 // indirect
-	github.com/cavaliergopher/cpio v1.0.1 // indirect
 	github.com/djherbis/times v1.6.0 // indirect
 	github.com/docker/cli v29.7.2+incompatible // indirect
 	github.com/docker/docker-credential-helpers v0.9.3 // indirect
 	github.com/elliotwutingfeng/asciiset v0.0.0-20230602022725-51bbb787efab // indirect
+	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/opencontainers/image-spec v1.1.1 // indirect
