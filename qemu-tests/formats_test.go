@@ -179,4 +179,3 @@ func readTarFile(t *testing.T, archive, name string) string {
 		}
 	}
 }
-
