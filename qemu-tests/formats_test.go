@@ -2,19 +2,23 @@ package qemutests
 
 import (
 	"archive/tar"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"imagebuilder/imagebuilder/build"
+	"imagebuilder/imagebuilder/qemu"
 )
 
 // TestFormatsFromOneBuild builds every format at once and checks each with
@@ -177,5 +181,48 @@ func readTarFile(t *testing.T, archive, name string) string {
 			b, _ := io.ReadAll(tr)
 			return string(b)
 		}
+	}
+}
+
+// TestHybridDiskBootsBIOSAndUEFI boots one image under SeaBIOS (GRUB from
+// the MBR and the BIOS boot partition) and under OVMF (systemd-boot), each
+// on a disk 2 GiB larger than the image: both must join, and both must
+// grow the root filesystem to fill the disk on first boot.
+func TestHybridDiskBootsBIOSAndUEFI(t *testing.T) {
+	t.Parallel()
+	res := buildWith(t, build.Options{Bundle: clusterBundle(t, ""), Role: "master", Formats: []string{"qcow2"}})
+	img := artifact(t, res, "qcow2")
+	rootBytes := res.Disk.Partitions[1].SizeBytes
+	const growMiB = 2048
+	resizedRE := regexp.MustCompile(`EXT4-fs \(vda2\): resized filesystem to (\d+)`)
+	efiRE := regexp.MustCompile(`efi: EFI v\d`)
+	for _, fw := range []struct {
+		name string
+		fw   qemu.Firmware
+		efi  bool
+	}{{"seabios", qemu.SeaBIOS, false}, {"ovmf", qemu.DefaultFirmware, true}} {
+		t.Run(fw.name, func(t *testing.T) {
+			t.Parallel()
+			vm := bootWithFirmware(t, overlayDisk(t, img, growMiB), "boot", fw.fw, 1024)
+			ctx := context.Background()
+			start := time.Now()
+			line, err := vm.Expect(ctx, resizedRE, bootTimeout)
+			if err != nil {
+				t.Fatalf("root filesystem not grown: %v", err)
+			}
+			blocks, _ := strconv.ParseInt(resizedRE.FindStringSubmatch(line)[1], 10, 64)
+			if grown := blocks*4096 - rootBytes; grown < (growMiB-16)<<20 {
+				t.Errorf("root grew by %d MiB, want about %d MiB (%s)", grown>>20, growMiB, line)
+			}
+			if _, err := vm.Expect(ctx, joinedRE, bootTimeout); err != nil {
+				t.Fatalf("%v", err)
+			}
+			t.Logf("%s: boot to joined in %.1fs, root grew to %d MiB", fw.name, time.Since(start).Seconds(), blocks*4096>>20)
+			vm.Kill()
+			console, _ := os.ReadFile(vm.ConsoleLog())
+			if efiRE.Match(console) != fw.efi {
+				t.Errorf("%s: kernel saw UEFI = %v, want %v", fw.name, !fw.efi, fw.efi)
+			}
+		})
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"imagebuilder/imagebuilder/build"
+	"imagebuilder/imagebuilder/qemu"
 )
 
 // buildWith runs the real pipeline into a fresh folder with these options
@@ -111,4 +113,46 @@ func artifactsOf(res *build.Result, format string) []build.Artifact {
 		}
 	}
 	return out
+}
+
+// bootWithFirmware boots disk like bootVM, with the given firmware and
+// memory, the console kept on failure.
+func bootWithFirmware(t *testing.T, disk, name string, fw qemu.Firmware, memory int, extra ...string) *qemu.VM {
+	t.Helper()
+	logDir := os.Getenv("IMAGEBUILDER_TEST_LOGS")
+	if logDir == "" {
+		logDir = t.TempDir()
+	}
+	console := filepath.Join(logDir, strings.ReplaceAll(t.Name(), "/", "_")+"-"+name+".console.log")
+	vm, err := qemu.Start(context.Background(), qemu.Config{
+		Disk: disk, Accel: "auto", Memory: memory, CPUs: 1, Firmware: fw,
+		NICs: []qemu.NIC{{}}, ConsoleLog: console, Log: testLogger(t), ExtraArgs: extra,
+	})
+	if err != nil {
+		t.Fatalf("starting VM: %v", err)
+	}
+	t.Cleanup(func() {
+		vm.Kill()
+		if t.Failed() {
+			keep := filepath.Join(os.TempDir(), filepath.Base(console))
+			if data, err := os.ReadFile(console); err == nil {
+				os.WriteFile(keep, data, 0o644)
+				t.Logf("console log kept at %s", keep)
+			}
+		}
+	})
+	return vm
+}
+
+// overlayDisk makes a qcow2 child of img, grown by growMiB, like a host's
+// disk that is bigger than the image.
+func overlayDisk(t *testing.T, img string, growMiB int) string {
+	t.Helper()
+	disk := filepath.Join(t.TempDir(), "host-disk.qcow2")
+	format := strings.TrimPrefix(filepath.Ext(img), ".")
+	runTool(t, "", "qemu-img", "create", "-q", "-f", "qcow2", "-F", format, "-b", img, disk)
+	if growMiB > 0 {
+		runTool(t, "", "qemu-img", "resize", "-q", disk, "+"+strconv.Itoa(growMiB)+"M")
+	}
+	return disk
 }
