@@ -2,9 +2,11 @@ package qemutests
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,7 +20,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"imagebuilder/imagebuilder/build"
+	"imagebuilder/imagebuilder/cli"
 	"imagebuilder/imagebuilder/qemu"
+	"imagebuilder/imagebuilder/verify"
 )
 
 // TestFormatsFromOneBuild builds every format at once and checks each with
@@ -152,6 +156,8 @@ func TestFormatsFromOneBuild(t *testing.T) {
 		}
 	}
 
+	t.Run("verify", func(t *testing.T) { checkVerify(t, res, m) })
+
 	// A second build of the tree formats elsewhere: identical bytes.
 	again := buildWith(t, build.Options{Bundle: cb, Role: "master", Formats: []string{"oci", "tar"}})
 	for _, f := range []string{"tar", "oci"} {
@@ -224,5 +230,63 @@ func TestHybridDiskBootsBIOSAndUEFI(t *testing.T) {
 				t.Errorf("%s: kernel saw UEFI = %v, want %v", fw.name, !fw.efi, fw.efi)
 			}
 		})
+	}
+}
+
+// checkVerify runs `imagebuilder verify` on untouched artifacts (exit 0, no
+// drift even with --deep) and on tampered copies of the raw disk and the
+// tar (exit 1, naming the partition and the payload file that changed).
+func checkVerify(t *testing.T, res *build.Result, m build.Result) {
+	out := filepath.Dir(artifact(t, res, "raw"))
+	verifyCLI := func(args ...string) (int, []verify.Report) {
+		var stdout, stderr bytes.Buffer
+		code := cli.Main(nil, &stdout, &stderr, append([]string{"verify", "--json"}, args...))
+		var reports []verify.Report
+		if err := json.Unmarshal(stdout.Bytes(), &reports); err != nil {
+			t.Fatalf("verify %v: exit %d, output not JSON: %v\n%s\n%s", args, code, err, stdout.String(), stderr.String())
+		}
+		return code, reports
+	}
+	for _, img := range []string{artifact(t, res, "qcow2"), artifact(t, res, "raw"), artifact(t, res, "tar"), filepath.Join(out, "host.pxe")} {
+		code, reports := verifyCLI("--deep", img)
+		if code != 0 || len(reports) == 0 {
+			t.Errorf("verify --deep %s: exit %d, want 0: %+v", img, code, reports)
+		}
+		for _, r := range reports {
+			for _, c := range r.Checks {
+				if !c.OK {
+					t.Errorf("verify %s: %s drifted on an untouched image: %s", img, c.Name, c.Detail)
+				}
+			}
+		}
+	}
+
+	// Tamper with one payload file inside the raw disk's root filesystem.
+	dir := t.TempDir()
+	tampered := filepath.Join(dir, "host.raw")
+	runTool(t, "", "cp", "--sparse=always", artifact(t, res, "raw"), tampered)
+	manifest, _ := os.ReadFile(filepath.Join(out, "host.manifest.json"))
+	if err := os.WriteFile(filepath.Join(dir, "host.manifest.json"), manifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := filepath.Join(dir, "cluster.env")
+	if err := os.WriteFile(env, []byte("CLUSTER_NAME=evil\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmds := filepath.Join(dir, "cmds")
+	os.WriteFile(cmds, []byte("rm /opt/cluster/etc/cluster.env\nwrite "+env+" /opt/cluster/etc/cluster.env\n"), 0o644)
+	runTool(t, "", "debugfs", "-w", "-f", cmds, fmt.Sprintf("%s?offset=%d", tampered, m.Disk.Partitions[1].StartBytes))
+	code, reports := verifyCLI(tampered)
+	if code != 1 || len(reports) != 1 || !reports[0].Drift {
+		t.Fatalf("verify of a tampered disk: exit %d, want 1: %+v", code, reports)
+	}
+	text := fmt.Sprint(reports[0].Checks)
+	for _, want := range []string{"partition 2 (root) false content differs", "etc/cluster.env: content changed"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("verify of a tampered disk does not say %q: %s", want, text)
+		}
+	}
+	if strings.Contains(text, "partition 1 (ESP) false") || strings.Contains(text, "partition table false") {
+		t.Errorf("verify blames untouched parts: %s", text)
 	}
 }

@@ -2,9 +2,13 @@ package build
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,6 +35,27 @@ type PartitionInfo struct {
 	GUID       string `json:"guid"`
 	StartBytes int64  `json:"start_bytes"`
 	SizeBytes  int64  `json:"size_bytes"`
+	// SHA256 is the digest of the partition's bytes, so a drifted disk
+	// says which partition changed.
+	SHA256 string `json:"sha256"`
+}
+
+// HashRange is the sha256 of size bytes at off of the file at p.
+func HashRange(p string, off, size int64) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, io.NewSectionReader(f, off, size), make([]byte, 4<<20))
+	if err != nil {
+		return "", fmt.Errorf("hashing %s at %d: %w", p, off, err)
+	}
+	if n != size {
+		return "", fmt.Errorf("hashing %s: %d bytes at %d, only %d there", p, size, off, n)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 type outputStep struct {
@@ -189,6 +214,11 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 				return err
 			}
 			res.Disk = diskLayout(dr)
+			for i, p := range res.Disk.Partitions {
+				if res.Disk.Partitions[i].SHA256, err = HashRange(rawPath, p.StartBytes, p.SizeBytes); err != nil {
+					return err
+				}
+			}
 			if want("raw") {
 				return add("raw", rawPath)
 			}

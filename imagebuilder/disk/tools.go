@@ -155,3 +155,6 @@ func (t Tools) withDefaults() Tools {
 	}
 	return t
 }
+
+// WithDefaults fills the zero fields of t from DefaultTools.
+func (t Tools) WithDefaults() Tools { return t.withDefaults() }
