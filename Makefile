@@ -7,12 +7,12 @@ BUILD := build
 BASE := $(BUILD)/base-debian12.tar
 # Debian packages the demo and the tests need (installed only when missing).
 APT_PACKAGES := qemu-system-x86 qemu-utils ovmf mmdebstrap systemd-boot-efi e2fsprogs \
-	dosfstools mtools gdisk bubblewrap zstd iproute2
+	dosfstools mtools gdisk bubblewrap zstd iproute2 grub-pc-bin time
 TEST_TIMEOUT ?= 40m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CACHE_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: all deps build demo test unit boot-test vet lint bench clean
+.PHONY: all deps build demo test unit boot-test vet lint bench bench-outputs clean
 
 all: build
 
@@ -60,6 +60,11 @@ boot-test: deps $(BASE)
 test: deps $(BASE) vet
 	IMAGEBUILDER_BASE_TAR=$(abspath $(BASE)) IMAGEBUILDER_CACHE=$(CACHE_DIR) \
 	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Seconds and peak RSS from base + bundle to each output format, next to
+# tar -x + mkfs.ext4 -d + qemu-img convert (imagebuilder/bench/bench-outputs.sh).
+bench-outputs: deps build $(BASE)
+	BIN=$(BIN) BASE=$(BASE) BUILD=$(BUILD) CACHE_DIR=$(CACHE_DIR) imagebuilder/bench/bench-outputs.sh
 
 clean:
 	rm -rf bin $(BUILD)

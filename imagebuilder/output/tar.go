@@ -41,12 +41,13 @@ func WriteTar(ctx context.Context, w io.Writer, tree *overlay.Tree, epoch int64)
 				return err
 			}
 			if name, ok := first[group]; ok {
-				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, name, 0
+				hdr.Typeflag, hdr.Linkname, hdr.Size, hdr.PAXRecords = tar.TypeLink, name, 0, nil
 			} else {
 				first[group] = hdr.Name
 				target := tree.Entries[group]
 				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeReg, "", target.Size
 				hdr.Mode, hdr.Uid, hdr.Gid = int64(target.Mode&0o7777), target.UID, target.GID
+				hdr.PAXRecords = paxXattrs(target.Xattrs)
 			}
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
@@ -112,13 +113,19 @@ func tarHeader(e *overlay.Entry, mtime time.Time) (*tar.Header, error) {
 	default:
 		return nil, fmt.Errorf("tar /%s: entry of kind %s cannot be archived", e.Path, e.Kind)
 	}
-	if len(e.Xattrs) > 0 {
-		h.PAXRecords = map[string]string{}
-		for k, v := range e.Xattrs {
-			h.PAXRecords["SCHILY.xattr."+k] = string(v)
-		}
-	}
+	h.PAXRecords = paxXattrs(e.Xattrs)
 	return h, nil
+}
+
+func paxXattrs(x map[string][]byte) map[string]string {
+	if len(x) == 0 {
+		return nil
+	}
+	r := map[string]string{}
+	for k, v := range x {
+		r["SCHILY.xattr."+k] = string(v)
+	}
+	return r
 }
 
 // copyContent copies exactly size bytes of the staged file p; a file whose
