@@ -290,3 +290,30 @@ func checkVerify(t *testing.T, res *build.Result, m build.Result) {
 		t.Errorf("verify blames untouched parts: %s", text)
 	}
 }
+
+// TestPXEBootsFromRAM boots the pxe output the way its boot.ipxe says —
+// the kernel with the script's command line and the whole root as the
+// initramfs, no root disk — and asserts the host joins.
+func TestPXEBootsFromRAM(t *testing.T) {
+	t.Parallel()
+	res := buildWith(t, build.Options{Bundle: clusterBundle(t, ""), Role: "master", Formats: []string{"pxe"}})
+	dir := filepath.Join(filepath.Dir(artifactsOf(res, "pxe")[0].Path))
+	script, err := os.ReadFile(filepath.Join(dir, "boot.ipxe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^kernel (\S+) (.*)$`).FindStringSubmatch(string(script))
+	if m == nil {
+		t.Fatalf("boot.ipxe has no kernel line:\n%s", script)
+	}
+	// A blank disk: the host must not need it.
+	blank := filepath.Join(t.TempDir(), "blank.qcow2")
+	runTool(t, "", "qemu-img", "create", "-q", "-f", "qcow2", blank, "1G")
+	vm := bootWithFirmware(t, blank, "pxe", qemu.SeaBIOS, 2048,
+		"-kernel", filepath.Join(dir, m[1]), "-initrd", filepath.Join(dir, "rootfs.cpio.gz"), "-append", m[2])
+	start := time.Now()
+	if _, err := vm.Expect(context.Background(), joinedRE, bootTimeout); err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Logf("pxe: boot to joined in %.1fs", time.Since(start).Seconds())
+}

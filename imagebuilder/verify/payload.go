@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,8 +41,8 @@ func comparePayload(r *Report, files map[string]found, manifestJSON []byte, m *b
 		r.add("cluster payload", false, "no %s/manifest.json in the image", m.Prefix)
 		return
 	}
-	bm, err := bundle.ReadManifest(bytes.NewReader(manifestJSON))
-	if err != nil {
+	var bm bundle.Manifest
+	if err := json.Unmarshal(manifestJSON, &bm); err != nil {
 		r.add("cluster payload", false, "%s/manifest.json: %v", m.Prefix, err)
 		return
 	}
