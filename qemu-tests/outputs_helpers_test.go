@@ -119,15 +119,20 @@ func artifactsOf(res *build.Result, format string) []build.Artifact {
 // memory, the console kept on failure.
 func bootWithFirmware(t *testing.T, disk, name string, fw qemu.Firmware, memory int, extra ...string) *qemu.VM {
 	t.Helper()
+	return bootConfig(t, name, qemu.Config{Disk: disk, Firmware: fw, Memory: memory, ExtraArgs: extra})
+}
+
+// bootConfig starts a VM from cfg (one restricted user NIC, the test's
+// logger, the console kept on failure).
+func bootConfig(t *testing.T, name string, cfg qemu.Config) *qemu.VM {
+	t.Helper()
 	logDir := os.Getenv("IMAGEBUILDER_TEST_LOGS")
 	if logDir == "" {
 		logDir = t.TempDir()
 	}
 	console := filepath.Join(logDir, strings.ReplaceAll(t.Name(), "/", "_")+"-"+name+".console.log")
-	vm, err := qemu.Start(context.Background(), qemu.Config{
-		Disk: disk, Accel: "auto", Memory: memory, CPUs: 1, Firmware: fw,
-		NICs: []qemu.NIC{{}}, ConsoleLog: console, Log: testLogger(t), ExtraArgs: extra,
-	})
+	cfg.Accel, cfg.CPUs, cfg.NICs, cfg.ConsoleLog, cfg.Log = "auto", 1, []qemu.NIC{{}}, console, testLogger(t)
+	vm, err := qemu.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("starting VM: %v", err)
 	}

@@ -23,7 +23,7 @@ import (
 
 // Formats the pipeline writes, in the order it writes them: the tree
 // formats first, then the raw disk and its conversions.
-var Formats = []string{"tar", "oci", "pxe", "bash", "raw", "qcow2", "vmdk", "vhd"}
+var Formats = []string{"tar", "oci", "pxe", "bash", "raw", "qcow2", "vmdk", "vhd", "iso"}
 
 // diskFormats need the raw disk.
 var diskFormats = []string{"raw", "qcow2", "vmdk", "vhd"}
@@ -63,6 +63,11 @@ type Options struct {
 	// SourceDateEpoch is every timestamp in the outputs; 0 takes
 	// $SOURCE_DATE_EPOCH, else disk.DefaultEpoch.
 	SourceDateEpoch int64
+	// InstallerBinary is the static installer program for the iso format
+	// (CGO_ENABLED=0 build of imagebuilder/installer/cmd/installer);
+	// default: imagebuilder-installer next to the running program, else in
+	// PATH.
+	InstallerBinary string
 	// OCIPush, when set with the oci format, is a registry reference the
 	// image is pushed to ("127.0.0.1:5000/cluster/host:1").
 	OCIPush string
@@ -139,6 +144,16 @@ func (o *Options) validate() error {
 	// In pipeline order, so the manifest does not depend on flag order.
 	slices.SortFunc(formats, func(a, b string) int { return slices.Index(Formats, a) - slices.Index(Formats, b) })
 	o.Formats = formats
+	if slices.Contains(o.Formats, "iso") {
+		if o.InstallerBinary == "" {
+			o.InstallerBinary = findInstaller()
+		}
+		if o.InstallerBinary == "" {
+			errs = append(errs, errors.New("format iso: no installer binary: build it with `make build` (bin/imagebuilder-installer) or pass --installer-bin"))
+		} else if _, err := os.Stat(o.InstallerBinary); err != nil {
+			errs = append(errs, fmt.Errorf("format iso: installer binary: %w", err))
+		}
+	}
 	if o.OCIPush != "" && !slices.Contains(o.Formats, "oci") {
 		errs = append(errs, errors.New("oci-push: needs --format oci"))
 	}

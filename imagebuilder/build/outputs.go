@@ -9,11 +9,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"imagebuilder/imagebuilder/disk"
+	"imagebuilder/imagebuilder/installer"
 	"imagebuilder/imagebuilder/output"
 	"imagebuilder/overlay"
 )
@@ -109,7 +111,7 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 	}
 	res.Boot = o.Boot
 	res.KernelCmdline = cmdline
-	res.GrowRoot = want(diskFormats...) && !o.NoGrowRoot
+	res.GrowRoot = want(append(diskFormats, "iso")...) && !o.NoGrowRoot
 	seed := strings.Join([]string{res.BaseSHA256, res.BundleSHA256, o.Role, cmdline, fmt.Sprint(o.SizeMiB),
 		o.Boot, fmt.Sprint(res.GrowRoot), fmt.Sprint(o.SourceDateEpoch)}, "\n")
 
@@ -188,7 +190,7 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 			}
 			return nil
 		}},
-		{"write raw disk", want(diskFormats...), func() error {
+		{"write raw disk", want(append(diskFormats, "iso")...), func() error {
 			uuids := disk.PlanUUIDs(seed)
 			if err := writeFstab(tree, uuids, res.GrowRoot); err != nil {
 				return err
@@ -227,6 +229,20 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 		{"convert qcow2", want("qcow2"), func() error { return convert(ctx, rawPath, path("qcow2"), "qcow2", add) }},
 		{"convert vmdk", want("vmdk"), func() error { return convert(ctx, rawPath, path("vmdk"), "vmdk", add) }},
 		{"convert vhd", want("vhd"), func() error { return convert(ctx, rawPath, path("vhd"), "vhd", add) }},
+		{"write installer iso", want("iso"), func() error {
+			k, err := disk.FindKernel(tree)
+			if err != nil {
+				return err
+			}
+			err = installer.WriteISO(ctx, path("iso"), installer.ISOOptions{
+				Raw: rawPath, Tree: tree, Kernel: k, InstallerBinary: o.InstallerBinary,
+				Cmdline: cmdline, Epoch: o.SourceDateEpoch, WorkDir: stage, Seed: seed,
+			})
+			if err != nil {
+				return err
+			}
+			return add("iso", path("iso"))
+		}},
 	}
 }
 
@@ -280,4 +296,19 @@ func writeGrowRoot(t *overlay.Tree) error {
 		return err
 	}
 	return t.WriteFile("usr/lib/repart.d/50-imagebuilder-root.conf", []byte(growRootRepart), 0o644, 0, 0)
+}
+
+// findInstaller looks for imagebuilder-installer next to the running
+// program, then in PATH.
+func findInstaller() string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "imagebuilder-installer")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("imagebuilder-installer"); err == nil {
+		return p
+	}
+	return ""
 }

@@ -37,6 +37,10 @@ Formats (--format, several at once; default raw,qcow2):
          initrd rootfs.cpio.gz (the host runs from RAM)
   bash   NAME.bash/: the cluster bundle + the install.sh genconf wrote
          beside it, for the bash path on running hosts
+  iso    installer for bare metal without PXE (BIOS and UEFI El Torito):
+         boots a static installer that writes the raw disk to the first
+         empty disk (or installer.disk=vdb on the kernel command line),
+         verifies it by reading it back and reboots into it
 
 Every output is listed with its sha256 and size in NAME.manifest.json
 (with the base and bundle digests, config hash, formats, disk layout) and
@@ -90,6 +94,7 @@ raw, qcow2, tar and oci. Check an image later with "imagebuilder verify".`,
 	f.StringVar(&o.Boot, "boot", build.BootHybrid, "disk boot: hybrid (UEFI + BIOS) or uefi")
 	f.BoolVar(&o.NoGrowRoot, "no-grow-root", false, "do not grow the root partition and filesystem to fill the disk on first boot")
 	f.Int64Var(&o.SourceDateEpoch, "source-date-epoch", 0, "timestamp of every output (default $SOURCE_DATE_EPOCH, else 1980-01-01)")
+	f.StringVar(&o.InstallerBinary, "installer-bin", "", "static installer for --format iso (default: imagebuilder-installer beside this program, else in PATH)")
 	f.StringVar(&o.OCIPush, "oci-push", "", "push the oci format to this registry reference (needs --format oci)")
 	f.Int64Var(&o.SizeMiB, "size", 0, "disk size in MiB (0: fit the content)")
 	return cmd

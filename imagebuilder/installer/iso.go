@@ -14,11 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cavaliergopher/cpio"
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
-	"github.com/cavaliergopher/cpio"
 	"github.com/klauspost/compress/zstd"
 
 	imgdisk "imagebuilder/imagebuilder/disk"
