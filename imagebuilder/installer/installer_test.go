@@ -86,19 +86,24 @@ func (m *memDisk) WriteAt(p []byte, off int64) (int, error) {
 	return copy(m.b[off:], p), nil
 }
 
-func TestWriteAndVerify(t *testing.T) {
-	img := bytes.Repeat([]byte("host image "), 1<<20)
-	var d memDisk
-	synced := false
-	n, sum, err := Write(&d, func() error { synced = true; return nil }, bytes.NewReader(img))
-	if err != nil || n != int64(len(img)) || !synced {
-		t.Fatalf("write: %d %v synced=%v", n, err, synced)
+func TestWriteAndCompare(t *testing.T) {
+	img := append(bytes.Repeat([]byte("host image "), 1<<20), make([]byte, 9<<20)...)
+	d := memDisk{b: bytes.Repeat([]byte{0xff}, len(img))} // not blank: zeroing must really zero
+	synced, zeroed := false, int64(0)
+	zero := func(off, n int64) error {
+		zeroed += n
+		copy(d.b[off:off+n], make([]byte, n))
+		return nil
 	}
-	if err := Verify(bytes.NewReader(d.b), n, sum); err != nil {
-		t.Errorf("verify of a good write: %v", err)
+	n, err := Write(&d, zero, func() error { synced = true; return nil }, bytes.NewReader(img))
+	if err != nil || n != int64(len(img)) || !synced || zeroed < 4<<20 {
+		t.Fatalf("write: %d %v synced=%v zeroed=%d", n, err, synced, zeroed)
+	}
+	if m, err := Compare(bytes.NewReader(d.b), bytes.NewReader(img)); err != nil || m != n {
+		t.Errorf("compare of a good write: %d %v", m, err)
 	}
 	d.b[12345] ^= 1
-	if err := Verify(bytes.NewReader(d.b), n, sum); err == nil || !strings.Contains(err.Error(), "reads back") {
-		t.Errorf("verify of a corrupted disk: %v", err)
+	if _, err := Compare(bytes.NewReader(d.b), bytes.NewReader(img)); err == nil || !strings.Contains(err.Error(), "differs from the image at byte 12345") {
+		t.Errorf("compare of a corrupted disk: %v", err)
 	}
 }

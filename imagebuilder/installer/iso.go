@@ -67,7 +67,9 @@ const DefaultGrubEFIDir = "/usr/lib/grub/x86_64-efi"
 
 // grubISOConfig boots the installer from the ISO, for both GRUBs.
 func grubISOConfig(cmdline string) string {
-	return fmt.Sprintf(`echo "imagebuilder installer: loading"
+	return fmt.Sprintf(`serial --unit=0 --speed=115200
+terminal_output console serial
+echo "imagebuilder installer: loading the kernel and the image"
 search --no-floppy --set=root --file %s
 linux %s %s
 initrd %s
@@ -114,10 +116,10 @@ func WriteISO(ctx context.Context, out string, o ISOOptions) error {
 		return err
 	}
 	bios := []string{"-O", "i386-pc-eltorito", "-d", o.Tools.GrubPCDir, "-c", cfg, "-p", "/boot/grub", "-o", filepath.Join(ws, isoBIOSBoot),
-		"biosdisk", "iso9660", "search", "search_fs_file", "linux", "boot", "echo"}
+		"biosdisk", "iso9660", "search", "search_fs_file", "linux", "boot", "echo", "serial", "terminal"}
 	efiBin := filepath.Join(work, "BOOTX64.EFI")
 	efi := []string{"-O", "x86_64-efi", "-d", o.GrubEFIDir, "-c", cfg, "-p", "/boot/grub", "-o", efiBin,
-		"iso9660", "search", "search_fs_file", "linux", "boot", "echo", "part_gpt", "fat"}
+		"iso9660", "search", "search_fs_file", "linux", "boot", "echo", "part_gpt", "fat", "serial", "terminal"}
 	for _, args := range [][]string{bios, efi} {
 		if _, _, err := o.Tools.Runner.Run(ctx, imgdisk.Cmd{Tool: o.Tools.GrubMkimage, Args: args}); err != nil {
 			return fmt.Errorf("making the %s GRUB image: %w (apt-get install grub-pc-bin grub-efi-amd64-bin)", args[1], err)
