@@ -379,9 +379,14 @@ func writeISO9660(ws, out string, epoch int64) error {
 	return atomicfile.SyncDir(filepath.Dir(out))
 }
 
-// fixISO trims the file to the volume size and sets the volume
-// descriptor's four dates (go-diskfs writes the wall clock) to t, so the
-// same inputs give the same ISO.
+// isoPadding follows the last file: GRUB's cdboot reads the BIOS boot image
+// in whole chunks, which must not run past the end of the medium (go-diskfs
+// puts the boot image last); xorriso pads the same way.
+const isoPadding = 150 // sectors of 2048 bytes
+
+// fixISO sets the volume size to the files plus isoPadding, trims the file
+// to it, and sets the volume descriptor's four dates (go-diskfs writes the
+// wall clock) to t, so the same inputs give the same ISO.
 func fixISO(p string, t time.Time) error {
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
@@ -400,11 +405,13 @@ func fixISO(p string, t time.Time) error {
 	for _, off := range []int{813, 830, 847, 864} {
 		copy(pvd[off:off+17], date)
 	}
+	blocks := binary.LittleEndian.Uint32(pvd[80:84]) + isoPadding
+	binary.LittleEndian.PutUint32(pvd[80:84], blocks)
+	binary.BigEndian.PutUint32(pvd[84:88], blocks)
 	if _, err := f.WriteAt(pvd, 16*2048); err != nil {
 		return err
 	}
-	blocks := int64(binary.LittleEndian.Uint32(pvd[80:84]))
-	if err := f.Truncate(blocks * 2048); err != nil {
+	if err := f.Truncate(int64(blocks) * 2048); err != nil {
 		return err
 	}
 	return f.Sync()
