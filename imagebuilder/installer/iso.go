@@ -414,7 +414,75 @@ func fixISO(p string, t time.Time) error {
 	if err := f.Truncate(int64(blocks) * 2048); err != nil {
 		return err
 	}
+	root := pvd[156 : 156+34]
+	if err := fixDirDates(f, binary.LittleEndian.Uint32(root[2:6]), binary.LittleEndian.Uint32(root[10:14]), t, 0); err != nil {
+		return fmt.Errorf("ISO: %w", err)
+	}
 	return f.Sync()
+}
+
+// fixDirDates sets the recording date of every directory record below the
+// directory extent at lba, and every Rock Ridge TF timestamp (go-diskfs
+// takes them from the workspace, ctime included, which cannot be set), to
+// t.
+func fixDirDates(f *os.File, lba, size uint32, t time.Time, depth int) error {
+	if depth > 64 {
+		return fmt.Errorf("directories nest too deep")
+	}
+	buf := make([]byte, size)
+	if _, err := f.ReadAt(buf, int64(lba)*2048); err != nil {
+		return err
+	}
+	u := t.UTC()
+	short := []byte{byte(u.Year() - 1900), byte(u.Month()), byte(u.Day()), byte(u.Hour()), byte(u.Minute()), byte(u.Second()), 0}
+	long := append([]byte(u.Format("20060102150405")+"00"), 0)
+	for off := 0; off < len(buf); {
+		n := int(buf[off])
+		if n == 0 { // no record crosses a sector: skip to the next one
+			off = (off/2048 + 1) * 2048
+			continue
+		}
+		if off+n > len(buf) || n < 34 {
+			return fmt.Errorf("bad directory record at sector %d", lba)
+		}
+		rec := buf[off : off+n]
+		copy(rec[18:25], short)
+		nameLen := int(rec[32])
+		su := 33 + nameLen
+		if nameLen%2 == 0 {
+			su++
+		}
+		for i := su; i+4 <= len(rec); {
+			l := int(rec[i+2])
+			if l < 4 || i+l > len(rec) {
+				break
+			}
+			if rec[i] == 'T' && rec[i+1] == 'F' {
+				flags, size := rec[i+4], 7
+				if flags&0x80 != 0 {
+					size = 17
+				}
+				for p := i + 5; p+size <= i+l; p += size {
+					if size == 7 {
+						copy(rec[p:p+7], short)
+					} else {
+						copy(rec[p:p+17], long)
+					}
+				}
+			}
+			i += l
+		}
+		isDir := rec[25]&2 != 0
+		self := nameLen == 1 && (rec[33] == 0 || rec[33] == 1)
+		if isDir && !self {
+			if err := fixDirDates(f, binary.LittleEndian.Uint32(rec[2:6]), binary.LittleEndian.Uint32(rec[10:14]), t, depth+1); err != nil {
+				return err
+			}
+		}
+		off += n
+	}
+	_, err := f.WriteAt(buf, int64(lba)*2048)
+	return err
 }
 
 func copyFile(src, dst string) error {
