@@ -31,6 +31,7 @@ import (
 // layout, sha256sum -c on SHA256SUMS. A second build of the tree formats,
 // in another folder, must give the same tar and OCI bytes.
 func TestFormatsFromOneBuild(t *testing.T) {
+	t.Parallel()
 	needTools(t, [2]string{"qemu-img", "qemu-utils"}, [2]string{"e2fsck", "e2fsprogs"}, [2]string{"sgdisk", "gdisk"},
 		[2]string{"sha256sum", "coreutils"}, [2]string{"tar", "tar"}, [2]string{"grub-mkimage", "grub-pc-bin"})
 	cb := clusterBundle(t, "")

@@ -35,8 +35,16 @@ func TestISOInstallsOntoBlankDisk(t *testing.T) {
 	if _, err := os.Stat("/usr/lib/grub/x86_64-efi/linux.mod"); err != nil {
 		t.Fatal("GRUB EFI modules missing: apt-get install grub-efi-amd64-bin")
 	}
-	res := buildWith(t, build.Options{Bundle: clusterBundle(t, ""), Role: "master", Formats: []string{"iso"}, InstallerBinary: installerBinary(t)})
+	cb, bin := clusterBundle(t, ""), installerBinary(t)
+	res := buildWith(t, build.Options{Bundle: cb, Role: "master", Formats: []string{"iso"}, InstallerBinary: bin})
 	iso := artifact(t, res, "iso")
+	t.Run("reproducible", func(t *testing.T) {
+		t.Parallel()
+		again := buildWith(t, build.Options{Bundle: cb, Role: "master", Formats: []string{"iso"}, InstallerBinary: bin})
+		if a, b := artifactsOf(res, "iso")[0], artifactsOf(again, "iso")[0]; a.SHA256 != b.SHA256 || a.Size != b.Size {
+			t.Errorf("two builds of the ISO differ: %+v vs %+v", a, b)
+		}
+	})
 	verifiedRE := regexp.MustCompile(`installer: verified /dev/vda: \d+ bytes read back identical to the image`)
 	for _, fw := range []struct {
 		name string
