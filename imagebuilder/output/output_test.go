@@ -5,12 +5,20 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cavaliergopher/cpio"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"imagebuilder/overlay"
 )
@@ -145,5 +153,75 @@ func TestBashExportNeedsInstallScript(t *testing.T) {
 	}
 	if fi, _ := os.Stat(filepath.Join(dir, "out", "install.sh")); fi.Mode().Perm() != 0o755 {
 		t.Errorf("install.sh mode %v", fi.Mode())
+	}
+}
+
+// TestOCIImageLayoutAndPush makes the OCI image of a small tree twice
+// (identical digests), writes it as a layout and pushes it to an
+// in-process registry, then pulls it back by digest.
+func TestOCIImageLayoutAndPush(t *testing.T) {
+	tree := testTree(t)
+	dir := t.TempDir()
+	tarPath := filepath.Join(dir, "rootfs.tar")
+	if err := WriteTarFile(context.Background(), tarPath, tree, 1700000000); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(layer string) v1.Image {
+		img, err := OCIImage(tarPath, filepath.Join(dir, layer), OCIOptions{RefName: "host", Epoch: 1700000000, Labels: map[string]string{"a": "b"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	a, b := mk("l1.tar.gz"), mk("l2.tar.gz")
+	da, _ := a.Digest()
+	db, _ := b.Digest()
+	if da != db {
+		t.Fatalf("two images of one tar differ: %s %s", da, db)
+	}
+	cf, _ := a.ConfigFile()
+	if cf.Created.Unix() != 1700000000 || cf.Architecture != "amd64" || cf.Config.Labels["a"] != "b" {
+		t.Errorf("config: %+v", cf)
+	}
+	out := filepath.Join(dir, "host.oci")
+	if err := WriteOCILayout(a, out, "host"); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := layout.ImageIndexFromPath(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	if len(im.Manifests) != 1 || im.Manifests[0].Digest != da || im.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "host" {
+		t.Fatalf("index: %+v", im)
+	}
+	fromDisk, err := idx.Image(da)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(fromDisk); err != nil {
+		t.Errorf("the layout's image does not validate: %v", err)
+	}
+
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/cluster/host:1"
+	pushed, err := PushOCI(context.Background(), a, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(pushed, "@"+da.String()) {
+		t.Errorf("pushed %s, want the digest %s", pushed, da)
+	}
+	r, _ := name.ParseReference(pushed)
+	got, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := got.Digest(); d != da {
+		t.Errorf("pulled %s, pushed %s", d, da)
+	}
+	if _, err := PushOCI(context.Background(), a, "not a ref!"); err == nil || !strings.Contains(err.Error(), "oci push reference") {
+		t.Errorf("bad reference: %v", err)
 	}
 }
