@@ -68,6 +68,9 @@ type Options struct {
 	// default: imagebuilder-installer next to the running program, else in
 	// PATH.
 	InstallerBinary string
+	// OnStage, when set, hears each step start (finished false) and end
+	// (progress display).
+	OnStage func(name string, finished bool)
 	// OCIPush, when set with the oci format, is a registry reference the
 	// image is pushed to ("127.0.0.1:5000/cluster/host:1").
 	OCIPush string
@@ -207,6 +210,10 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (*Result, error) {
 	timed := func(name string, fn func() error) error {
 		start := time.Now()
 		log.Info("stage start", "stage", name)
+		if o.OnStage != nil {
+			o.OnStage(name, false)
+			defer o.OnStage(name, true)
+		}
 		err := fn()
 		s := time.Since(start).Seconds()
 		res.Stages = append(res.Stages, Stage{Name: name, Seconds: s})

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -64,7 +65,18 @@ raw, qcow2, tar and oci. Check an image later with "imagebuilder verify".`,
 			if matches, _ := filepath.Glob(o.Bundle); len(matches) == 1 {
 				o.Bundle = matches[0]
 			}
-			res, err := build.Run(cmd.Context(), g.logger(), o)
+			log := g.logger()
+			var pr *stageProgress
+			if isTerminal(g.stderr) && !g.verbose {
+				// Spinners per stage instead of the stage log lines.
+				pr = newStageProgress(g.stderr)
+				o.OnStage = pr.stage
+				log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+			res, err := build.Run(cmd.Context(), log, o)
+			if pr != nil {
+				pr.wait()
+			}
 			if err != nil {
 				return err
 			}
