@@ -7,12 +7,12 @@ BUILD := build
 BASE := $(BUILD)/base-debian12.tar
 # Debian packages the demo and the tests need (installed only when missing).
 APT_PACKAGES := qemu-system-x86 qemu-utils ovmf mmdebstrap systemd-boot-efi e2fsprogs \
-	dosfstools mtools gdisk bubblewrap zstd iproute2 curl docker-registry git gcc libc6-dev xfsprogs
+	dosfstools mtools gdisk bubblewrap zstd iproute2 curl docker-registry git gcc libc6-dev xfsprogs grub-pc-bin grub-efi-amd64-bin xorriso time
 TEST_TIMEOUT ?= 40m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CACHE_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: all deps build demo test unit boot-test vet lint bench bench-installsh bench-pkgbuild clean
+.PHONY: all deps build demo test unit boot-test vet lint bench bench-installsh bench-pkgbuild clean bench-outputs
 
 all: build
 
@@ -26,6 +26,7 @@ deps:
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./imagebuilder/cmd/imagebuilder
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-buildid= -o $(dir $(BIN))imagebuilder-installer ./imagebuilder/installer/cmd/installer
 
 $(BASE): distros/debian/mkbase.sh | deps
 	@mkdir -p $(BUILD)
@@ -70,6 +71,11 @@ bench-installsh:
 # tar | zstd -T0 of the same tree (the lead wires this into bench).
 bench-pkgbuild: deps
 	$(GO) run ./pkgbuild/bench -repo . -cache $(CACHE_DIR)/store/cache
+
+# Seconds and peak RSS from base + bundle to each output format, next to
+# tar -x + mkfs.ext4 -d + qemu-img convert (imagebuilder/bench/bench-outputs.sh).
+bench-outputs: deps build $(BASE)
+	BIN=$(BIN) BASE=$(BASE) BUILD=$(BUILD) CACHE_DIR=$(CACHE_DIR) imagebuilder/bench/bench-outputs.sh
 
 clean:
 	rm -rf bin $(BUILD)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,8 +22,18 @@ import (
 	"imagebuilder/overlay"
 )
 
-// Formats the pipeline writes.
-var Formats = []string{"raw", "qcow2"}
+// Formats the pipeline writes, in the order it writes them: the tree
+// formats first, then the raw disk and its conversions.
+var Formats = []string{"tar", "oci", "pxe", "bash", "raw", "qcow2", "vmdk", "vhd", "iso"}
+
+// diskFormats need the raw disk.
+var diskFormats = []string{"raw", "qcow2", "vmdk", "vhd"}
+
+// Boot modes of the disk formats.
+const (
+	BootHybrid = "hybrid" // UEFI (systemd-boot) and BIOS (GRUB)
+	BootUEFI   = "uefi"   // UEFI only
+)
 
 // Options say what to build.
 type Options struct {
@@ -42,6 +53,30 @@ type Options struct {
 	KernelCmdline string
 	// SizeMiB is the disk size; 0 sizes it to the content.
 	SizeMiB int64
+
+	// Console is the serial console of the kernel command line
+	// ("ttyS0,115200", the default; "none" for none). It is not added when
+	// KernelCmdline already names a console=.
+	Console string
+	// Boot is BootHybrid (default) or BootUEFI.
+	Boot string
+	// NoGrowRoot leaves the root partition and filesystem at their built
+	// size; by default they grow to fill the disk on first boot.
+	NoGrowRoot bool
+	// SourceDateEpoch is every timestamp in the outputs; 0 takes
+	// $SOURCE_DATE_EPOCH, else disk.DefaultEpoch.
+	SourceDateEpoch int64
+	// InstallerBinary is the static installer program for the iso format
+	// (CGO_ENABLED=0 build of imagebuilder/installer/cmd/installer);
+	// default: imagebuilder-installer next to the running program, else in
+	// PATH.
+	InstallerBinary string
+	// OnStage, when set, hears each step start (finished false) and end
+	// (progress display).
+	OnStage func(name string, finished bool)
+	// OCIPush, when set with the oci format, is a registry reference the
+	// image is pushed to ("127.0.0.1:5000/cluster/host:1").
+	OCIPush string
 }
 
 // Artifact is one output file.
@@ -50,6 +85,10 @@ type Artifact struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Digest is the OCI image manifest digest (oci only).
+	Digest string `json:"digest,omitempty"`
+	// Pushed is the reference the OCI image was pushed to.
+	Pushed string `json:"pushed,omitempty"`
 }
 
 // Stage is one timed step.
@@ -60,16 +99,24 @@ type Stage struct {
 
 // Result describes a finished build; it is also written as <name>.manifest.json.
 type Result struct {
-	Name         string     `json:"name"`
-	Distro       string     `json:"distro"`
-	BaseKind     string     `json:"base_kind,omitempty"`
-	BaseSHA256   string     `json:"base_sha256"`
-	BundleSHA256 string     `json:"bundle_sha256"`
-	ConfigHash   string     `json:"config_hash"`
-	Prefix       string     `json:"prefix"`
-	Role         string     `json:"role,omitempty"`
-	Artifacts    []Artifact `json:"artifacts"`
-	Stages       []Stage    `json:"stages,omitempty"`
+	Name         string `json:"name"`
+	Distro       string `json:"distro"`
+	BaseKind     string `json:"base_kind,omitempty"`
+	BaseSHA256   string `json:"base_sha256"`
+	BundleSHA256 string `json:"bundle_sha256"`
+	ConfigHash   string `json:"config_hash"`
+	Prefix       string `json:"prefix"`
+	Role         string `json:"role,omitempty"`
+	// Formats are the requested formats; Boot the disk boot mode.
+	Formats         []string `json:"formats"`
+	Boot            string   `json:"boot,omitempty"`
+	KernelCmdline   string   `json:"kernel_cmdline,omitempty"`
+	GrowRoot        bool     `json:"grow_root,omitempty"`
+	SourceDateEpoch int64    `json:"source_date_epoch"`
+	// Disk is the partition layout of the disk formats.
+	Disk      *DiskLayout `json:"disk,omitempty"`
+	Artifacts []Artifact  `json:"artifacts"`
+	Stages    []Stage     `json:"stages,omitempty"`
 }
 
 func (o *Options) validate() error {
@@ -90,10 +137,55 @@ func (o *Options) validate() error {
 	if len(o.Formats) == 0 {
 		o.Formats = []string{"raw", "qcow2"}
 	}
+	var formats []string
 	for _, f := range o.Formats {
-		if !slices.Contains(Formats, f) {
+		switch {
+		case !slices.Contains(Formats, f):
 			errs = append(errs, fmt.Errorf("format %q: supported formats are %s", f, strings.Join(Formats, ", ")))
+		case !slices.Contains(formats, f):
+			formats = append(formats, f)
 		}
+	}
+	// In pipeline order, so the manifest does not depend on flag order.
+	slices.SortFunc(formats, func(a, b string) int { return slices.Index(Formats, a) - slices.Index(Formats, b) })
+	o.Formats = formats
+	if slices.Contains(o.Formats, "iso") {
+		if o.InstallerBinary == "" {
+			o.InstallerBinary = findInstaller()
+		}
+		if o.InstallerBinary == "" {
+			errs = append(errs, errors.New("format iso: no installer binary: build it with `make build` (bin/imagebuilder-installer) or pass --installer-bin"))
+		} else if _, err := os.Stat(o.InstallerBinary); err != nil {
+			errs = append(errs, fmt.Errorf("format iso: installer binary: %w", err))
+		}
+	}
+	if o.OCIPush != "" && !slices.Contains(o.Formats, "oci") {
+		errs = append(errs, errors.New("oci-push: needs --format oci"))
+	}
+	switch o.Boot {
+	case "":
+		o.Boot = BootHybrid
+	case BootHybrid, BootUEFI:
+	default:
+		errs = append(errs, fmt.Errorf("boot %q: must be %s or %s", o.Boot, BootHybrid, BootUEFI))
+	}
+	if strings.ContainsAny(o.Console+o.KernelCmdline, "\n\r") {
+		errs = append(errs, errors.New("console and kernel command line: must be one line"))
+	}
+	if strings.ContainsAny(o.Console, " \t") {
+		errs = append(errs, fmt.Errorf("console %q: one console device and its settings, like ttyS0,115200", o.Console))
+	}
+	if o.SourceDateEpoch == 0 {
+		if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				errs = append(errs, fmt.Errorf("SOURCE_DATE_EPOCH %q: must be seconds since 1970", v))
+			}
+			o.SourceDateEpoch = n
+		}
+	}
+	if o.SourceDateEpoch <= 0 {
+		o.SourceDateEpoch = disk.DefaultEpoch
 	}
 	if o.Name == "" {
 		o.Name = "host"
@@ -120,6 +212,10 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (*Result, error) {
 	timed := func(name string, fn func() error) error {
 		start := time.Now()
 		log.Info("stage start", "stage", name)
+		if o.OnStage != nil {
+			o.OnStage(name, false)
+			defer o.OnStage(name, true)
+		}
 		err := fn()
 		s := time.Since(start).Seconds()
 		res.Stages = append(res.Stages, Stage{Name: name, Seconds: s})
@@ -195,46 +291,16 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (*Result, error) {
 		}
 	}
 
-	seed := strings.Join([]string{res.BaseSHA256, res.BundleSHA256, o.Role, o.KernelCmdline, fmt.Sprint(o.SizeMiB)}, "\n")
-	uuids := disk.PlanUUIDs(seed)
-	raw := filepath.Join(o.OutDir, o.Name+".raw")
-	if err := timed("write raw disk", func() error {
-		if err := writeFstab(tree, uuids); err != nil {
-			return err
+	res.Formats, res.SourceDateEpoch = o.Formats, o.SourceDateEpoch
+	for _, step := range outputSteps(ctx, log, &o, tree, info, res, stage) {
+		if !step.when {
+			continue
 		}
-		_, err := disk.WriteRaw(ctx, log, tree, raw, disk.Options{
-			Seed:          seed,
-			KernelCmdline: o.KernelCmdline,
-			SizeBytes:     o.SizeMiB << 20,
-		})
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	if slices.Contains(o.Formats, "qcow2") {
-		if err := timed("convert qcow2", func() error {
-			return disk.ConvertQcow2(ctx, raw, filepath.Join(o.OutDir, o.Name+".qcow2"))
-		}); err != nil {
+		if err := timed(step.name, step.fn); err != nil {
 			return nil, err
 		}
 	}
-	if !slices.Contains(o.Formats, "raw") {
-		os.Remove(raw)
-	}
-	if err := timed("checksums and manifest", func() error {
-		for _, f := range Formats {
-			if !slices.Contains(o.Formats, f) {
-				continue
-			}
-			p := filepath.Join(o.OutDir, o.Name+"."+f)
-			a, err := describe(f, p)
-			if err != nil {
-				return err
-			}
-			res.Artifacts = append(res.Artifacts, a)
-		}
-		return writeManifest(o.OutDir, res)
-	}); err != nil {
+	if err := timed("checksums and manifest", func() error { return writeManifest(o.OutDir, res) }); err != nil {
 		return nil, err
 	}
 	return res, nil

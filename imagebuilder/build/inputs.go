@@ -78,9 +78,13 @@ func inspectBundle(path string) (*bundleInfo, error) {
 	return info, nil
 }
 
-// writeFstab mounts the root and the EFI system partition by UUID.
-func writeFstab(t *overlay.Tree, u disk.UUIDs) error {
+// writeFstab mounts the root and the EFI system partition by UUID; with
+// grow, the root filesystem grows to fill its partition on boot.
+func writeFstab(t *overlay.Tree, u disk.UUIDs, grow bool) error {
 	fstab := "# Written by imagebuilder.\n" + u.Fstab("/boot/efi")
+	if grow {
+		fstab = strings.Replace(fstab, "defaults,errors=remount-ro", "defaults,errors=remount-ro,x-systemd.growfs", 1)
+	}
 	if err := t.MkdirAll("boot/efi", 0o755, 0, 0); err != nil {
 		return err
 	}
@@ -95,7 +99,7 @@ func writeManifest(dir string, res *Result) error {
 	m.Stages = nil
 	m.Artifacts = make([]Artifact, len(res.Artifacts))
 	for i, a := range res.Artifacts {
-		a.Path = filepath.Base(a.Path)
+		a.Path = relPath(dir, a.Path)
 		m.Artifacts[i] = a
 	}
 	data, err := json.MarshalIndent(&m, "", "  ")
@@ -114,7 +118,7 @@ func writeManifest(dir string, res *Result) error {
 		}
 	}
 	for _, a := range res.Artifacts {
-		sums[filepath.Base(a.Path)] = a.SHA256
+		sums[relPath(dir, a.Path)] = a.SHA256
 	}
 	names := make([]string, 0, len(sums))
 	for n := range sums {
@@ -129,3 +133,12 @@ func writeManifest(dir string, res *Result) error {
 }
 
 func atomicWrite(p string, data []byte) error { return atomicfile.WriteFile(p, data, 0o644) }
+
+// relPath is p relative to dir, with slashes (artifacts lie inside dir).
+func relPath(dir, p string) string {
+	r, err := filepath.Rel(dir, p)
+	if err != nil {
+		return filepath.Base(p)
+	}
+	return filepath.ToSlash(r)
+}

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -17,22 +19,64 @@ func newBuildCmd(g *globals) *cobra.Command {
 		Short: "Layer a cluster bundle onto a base root filesystem and write disk images",
 		Long: `build stages the base root filesystem, detects its distribution, applies
 that family's fixups, installs the cluster bundle at its prefix, links the
-cluster units, and writes a GPT disk (EFI system partition with
-systemd-boot + ext4 root) as raw and qcow2. No root privileges, loop devices
-or mounts are used: owners, modes and device nodes come from the inputs.
+cluster units, and writes every requested format from that one tree. No
+root privileges, loop devices or mounts are used: owners, modes and device
+nodes come from the inputs.
 
-Outputs in --out: NAME.raw, NAME.qcow2, NAME.manifest.json, SHA256SUMS.`,
+Formats (--format, several at once; default raw,qcow2):
+  raw    GPT disk: EFI system partition (systemd-boot) + ext4 root, and with
+         --boot hybrid (default) also BIOS boot (GRUB in the MBR and a BIOS
+         boot partition); the root grows to fill a larger disk on first boot
+  qcow2  the raw disk for QEMU/KVM/OpenStack
+  vmdk   streamOptimized VMDK (importable as an EC2 snapshot)
+  vhd    fixed VHD, whole MiB (Azure)
+  tar    the root filesystem as a deterministic tar
+  oci    an OCI image layout (NAME.oci/) holding the rootfs as one layer;
+         --oci-push REF also pushes it to a registry
+  pxe    NAME.pxe/: vmlinuz + rootfs.cpio.gz (the whole root as initramfs)
+         + boot.ipxe; boot with: kernel vmlinuz rdinit=/sbin/init <console>,
+         initrd rootfs.cpio.gz (the host runs from RAM)
+  bash   NAME.bash/: the cluster bundle + the install.sh genconf wrote
+         beside it, for the bash path on running hosts
+  iso    installer for bare metal without PXE (BIOS and UEFI El Torito):
+         boots a static installer that writes the raw disk to the first
+         empty disk (or installer.disk=vdb on the kernel command line),
+         verifies it by reading it back and reboots into it
+
+Every output is listed with its sha256 and size in NAME.manifest.json
+(with the base and bundle digests, config hash, formats, disk layout) and
+in SHA256SUMS. Same inputs and SOURCE_DATE_EPOCH give the same bytes for
+raw, qcow2, tar and oci. Check an image later with "imagebuilder verify".`,
 		Example: `  imagebuilder build --base build/base-debian12.tar \
     --bundle build/serve/cluster-bundle-*.tar.zst --role master --out build/images
 
   # leave the role to the boot (kernel cmdline cluster.role= or SMBIOS credential)
-  imagebuilder build --base base.tar.zst --bundle cb.tar.zst --format qcow2 --out out`,
+  imagebuilder build --base base.tar.zst --bundle cb.tar.zst --format qcow2 --out out
+
+  # every cloud format plus a container image pushed to a registry
+  imagebuilder build --base base.tar --bundle cb.tar.zst --out out \
+    --format raw,qcow2,vmdk,vhd,tar,oci --oci-push 127.0.0.1:5000/cluster/host:1
+
+  # UEFI only, console on the second serial port, extra kernel arguments
+  imagebuilder build --base base.tar --bundle cb.tar.zst --out out \
+    --boot uefi --console ttyS1,115200 --cmdline "quiet cluster.role=agent"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if matches, _ := filepath.Glob(o.Bundle); len(matches) == 1 {
 				o.Bundle = matches[0]
 			}
-			res, err := build.Run(cmd.Context(), g.logger(), o)
+			log := g.logger()
+			var pr *stageProgress
+			if isTerminal(g.stderr) && !g.verbose {
+				// Spinners per stage instead of the stage log lines.
+				pr = newStageProgress(g.stderr)
+				o.OnStage = pr.stage
+				log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+			res, err := build.Run(cmd.Context(), log, o)
+			if pr != nil {
+				pr.wait()
+			}
 			if err != nil {
 				return err
 			}
@@ -56,8 +100,14 @@ Outputs in --out: NAME.raw, NAME.qcow2, NAME.manifest.json, SHA256SUMS.`,
 	f.StringVar(&o.Role, "role", "", "bake this role (master, agent, agent_public); empty: decided at boot")
 	f.StringVar(&o.OutDir, "out", "", "output folder")
 	f.StringVar(&o.Name, "name", "host", "base name of the output files")
-	f.StringSliceVar(&o.Formats, "format", []string{"raw", "qcow2"}, "output formats: raw, qcow2")
-	f.StringVar(&o.KernelCmdline, "cmdline", "", "extra kernel command line (default console settings: console=tty0 console=ttyS0,115200)")
+	f.StringSliceVar(&o.Formats, "format", []string{"raw", "qcow2"}, "output formats: "+strings.Join(build.Formats, ", "))
+	f.StringVar(&o.KernelCmdline, "cmdline", "", "extra kernel command line (after root=… ro and the console settings)")
+	f.StringVar(&o.Console, "console", "", `serial console: "ttyS0,115200" (default) or "none"; ignored when --cmdline names a console=`)
+	f.StringVar(&o.Boot, "boot", build.BootHybrid, "disk boot: hybrid (UEFI + BIOS) or uefi")
+	f.BoolVar(&o.NoGrowRoot, "no-grow-root", false, "do not grow the root partition and filesystem to fill the disk on first boot")
+	f.Int64Var(&o.SourceDateEpoch, "source-date-epoch", 0, "timestamp of every output (default $SOURCE_DATE_EPOCH, else 1980-01-01)")
+	f.StringVar(&o.InstallerBinary, "installer-bin", "", "static installer for --format iso (default: imagebuilder-installer beside this program, else in PATH)")
+	f.StringVar(&o.OCIPush, "oci-push", "", "push the oci format to this registry reference (needs --format oci)")
 	f.Int64Var(&o.SizeMiB, "size", 0, "disk size in MiB (0: fit the content)")
 	return cmd
 }

@@ -15,35 +15,55 @@ func ConvertQcow2(ctx context.Context, raw, out string) error {
 
 // ConvertQcow2 is ConvertQcow2 with these tools.
 func (t Tools) ConvertQcow2(ctx context.Context, raw, out string) error {
+	return t.Convert(ctx, raw, out, "qcow2")
+}
+
+// Conversions are the qemu-img output formats and options of the disk
+// formats: vmdk is streamOptimized (what EC2 imports as a snapshot), vhd is
+// fixed with its size kept exactly (Azure needs a fixed VHD of a whole
+// number of MiB, which a raw image from WriteRaw always is).
+var Conversions = map[string][]string{
+	"qcow2": {"-O", "qcow2"},
+	"vmdk":  {"-O", "vmdk", "-o", "subformat=streamOptimized"},
+	"vhd":   {"-O", "vpc", "-o", "subformat=fixed,force_size=on"},
+}
+
+// Convert converts the raw image at raw into format (a key of Conversions)
+// at out with qemu-img. out appears complete or not at all.
+func (t Tools) Convert(ctx context.Context, raw, out, format string) error {
 	t = t.withDefaults()
+	conv, ok := Conversions[format]
+	if !ok {
+		return fmt.Errorf("converting to %s: unknown disk format", format)
+	}
 	if _, err := os.Stat(raw); err != nil {
-		return fmt.Errorf("converting to qcow2: %w", err)
+		return fmt.Errorf("converting to %s: %w", format, err)
 	}
 	// qemu-img creates the file itself; reserve a unique temporary name in
 	// the destination directory and let it overwrite that.
 	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
 	if err != nil {
-		return fmt.Errorf("converting to qcow2: %w", err)
+		return fmt.Errorf("converting to %s: %w", format, err)
 	}
 	tmp := f.Name()
 	f.Close()
-	ok := false
+	done := false
 	defer func() {
-		if !ok {
+		if !done {
 			os.Remove(tmp)
 		}
 	}()
-	args := []string{"convert", "-q", "-f", "raw", "-O", "qcow2", raw, tmp}
+	args := append(append([]string{"convert", "-q", "-f", "raw"}, conv...), raw, tmp)
 	if _, _, err := t.Runner.Run(ctx, Cmd{Tool: t.QemuImg, Args: args}); err != nil {
-		return fmt.Errorf("converting %s to qcow2: %w", raw, err)
+		return fmt.Errorf("converting %s to %s: %w", raw, format, err)
 	}
 	if err := syncFile(tmp); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, out); err != nil {
-		return fmt.Errorf("converting to qcow2: %w", err)
+		return fmt.Errorf("converting to %s: %w", format, err)
 	}
-	ok = true
+	done = true
 	return nil
 }
 

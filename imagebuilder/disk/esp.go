@@ -32,9 +32,15 @@ const DefaultKernelCmdline = "console=tty0 console=ttyS0,115200"
 // bootEntry is the text of the Boot Loader Specification entry.
 func bootEntry(title, entryID string, k Kernel, rootPartUUID, cmdline string) string {
 	dir := espDir(entryID, k.Version)
-	options := strings.TrimSpace("root=PARTUUID=" + rootPartUUID + " ro " + cmdline)
+	options := kernelOptions(rootPartUUID, cmdline)
 	return fmt.Sprintf("title %s\nversion %s\nlinux %s/linux\ninitrd %s/initrd\noptions %s\n",
 		title, k.Version, dir, dir, options)
+}
+
+// kernelOptions is the whole kernel command line of the image, the same
+// for the UEFI and the BIOS boot.
+func kernelOptions(rootPartUUID, cmdline string) string {
+	return strings.TrimSpace("root=PARTUUID=" + rootPartUUID + " ro " + cmdline)
 }
 
 // loaderConf boots the entry at once; the editor is off because the

@@ -56,6 +56,10 @@ type Options struct {
 	// TempDir holds the scratch root filesystem image (as big as the root
 	// partition); default the directory of the output.
 	TempDir string
+	// BIOS adds legacy BIOS boot next to UEFI: a BIOS boot partition with
+	// GRUB's core.img and GRUB's boot.img in the protective MBR, booting
+	// the same kernel, initrd and command line (needs grub-pc-bin).
+	BIOS bool
 	// Tools are the external programs; zero fields take DefaultTools.
 	Tools Tools
 }
@@ -77,6 +81,8 @@ type Result struct {
 	UUIDs     UUIDs
 	Kernel    Kernel
 	ESP, Root Partition
+	// BIOS is the BIOS boot partition (Size 0 without Options.BIOS).
+	BIOS Partition
 	// RootInodes is the inode count of the root filesystem.
 	RootInodes int64
 	// FixupCommands counts the debugfs commands that fixed metadata.
@@ -153,6 +159,8 @@ func prettyName(tree *overlay.Tree) string {
 type diskLayout struct {
 	ESP, Root Partition
 	Size      int64
+	// BIOS, when its Size is not 0, is the BIOS boot partition.
+	BIOS Partition
 }
 
 func planLayout(espSize, rootSize int64) diskLayout {
@@ -174,15 +182,20 @@ func (l diskLayout) gptTable(u UUIDs) *gpt.Table {
 			GUID:  guid,
 		}
 	}
+	parts := []*gpt.Partition{
+		part(l.ESP, gpt.EFISystemPartition, "ESP", u.ESPPart),
+		part(l.Root, LinuxRootX86_64, "root", u.RootPart),
+	}
+	if l.BIOS.Size > 0 {
+		// Third, so the ESP and the root keep their numbers (vda1, vda2).
+		parts = append(parts, part(l.BIOS, gpt.BIOSBoot, "BIOS", u.BIOSPart))
+	}
 	return &gpt.Table{
 		LogicalSectorSize:  sector,
 		PhysicalSectorSize: sector,
 		ProtectiveMBR:      true,
 		GUID:               u.Disk,
-		Partitions: []*gpt.Partition{
-			part(l.ESP, gpt.EFISystemPartition, "ESP", u.ESPPart),
-			part(l.Root, LinuxRootX86_64, "root", u.RootPart),
-		},
+		Partitions:         parts,
 	}
 }
 
@@ -232,7 +245,15 @@ func WriteRaw(ctx context.Context, log *slog.Logger, tree *overlay.Tree, out str
 		plan.Inodes = max(plan.Inodes, root/16384)
 	}
 	layout := planLayout(opts.ESPSizeBytes, plan.Bytes)
+	var bootImg []byte
+	if opts.BIOS {
+		layout.BIOS = biosBootPartition
+		if bootImg, err = os.ReadFile(filepath.Join(opts.Tools.GrubPCDir, "boot.img")); err != nil {
+			return nil, fmt.Errorf("GRUB boot.img for BIOS boot: %w (apt-get install grub-pc-bin)", err)
+		}
+	}
 	res.ESP, res.Root, res.SizeBytes, res.RootInodes = layout.ESP, layout.Root, layout.Size, plan.Inodes
+	res.BIOS = layout.BIOS
 	log.Info("writing raw disk", "out", out, "size_mib", layout.Size/mib, "root_mib", plan.Bytes/mib,
 		"esp_mib", layout.ESP.Size/mib, "inodes", plan.Inodes, "kernel", k.Version)
 
@@ -252,6 +273,13 @@ func WriteRaw(ctx context.Context, log *slog.Logger, tree *overlay.Tree, out str
 		return nil, err
 	}
 	res.FixupCommands = fx.Commands
+	var coreImg []byte
+	if opts.BIOS {
+		cfg := grubConfig(res.UUIDs.ESPVolumeID, espDir(opts.EntryID, k.Version), kernelOptions(res.UUIDs.RootPart, opts.KernelCmdline))
+		if coreImg, err = opts.Tools.makeCoreImg(ctx, work, cfg); err != nil {
+			return nil, err
+		}
+	}
 	log.Debug("root filesystem built", "mkfs", res.Timings.Mkfs, "debugfs", res.Timings.Debugfs, "fixups", fx.Commands)
 
 	err = writeAtomic(out, func(f *os.File) error {
@@ -273,6 +301,11 @@ func WriteRaw(ctx context.Context, log *slog.Logger, tree *overlay.Tree, out str
 			return fmt.Errorf("normalizing ESP: %w", err)
 		}
 		res.Timings.ESP = time.Since(start)
+		if opts.BIOS {
+			if err := installBIOSBoot(f, bootImg, coreImg, layout.BIOS); err != nil {
+				return err
+			}
+		}
 		start = time.Now()
 		if err := copySparse(ctx, f, layout.Root.Start, rootImg); err != nil {
 			return fmt.Errorf("copying root filesystem into the disk: %w", err)

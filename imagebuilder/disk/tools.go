@@ -99,6 +99,10 @@ type Tools struct {
 	MkfsExt4 Tool
 	Debugfs  Tool
 	QemuImg  Tool
+	// GrubMkimage makes GRUB's BIOS core.img; GrubPCDir holds the i386-pc
+	// modules and boot.img (both from grub-pc-bin).
+	GrubMkimage Tool
+	GrubPCDir   string
 	// SystemdBootEFI is systemd-boot's EFI binary on the build machine.
 	SystemdBootEFI string
 	Runner         Runner
@@ -108,12 +112,18 @@ type Tools struct {
 // x86-64 boot manager.
 const DefaultSystemdBootEFI = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
+// DefaultGrubPCDir is where Debian's grub-pc-bin installs the i386-pc
+// modules and boot.img.
+const DefaultGrubPCDir = "/usr/lib/grub/i386-pc"
+
 // DefaultTools are the Debian tools found by name.
 func DefaultTools() Tools {
 	return Tools{
 		MkfsExt4:       Tool{Name: "mkfs.ext4", Package: "e2fsprogs"},
 		Debugfs:        Tool{Name: "debugfs", Package: "e2fsprogs"},
 		QemuImg:        Tool{Name: "qemu-img", Package: "qemu-utils"},
+		GrubMkimage:    Tool{Name: "grub-mkimage", Package: "grub-pc-bin"},
+		GrubPCDir:      DefaultGrubPCDir,
 		SystemdBootEFI: DefaultSystemdBootEFI,
 		Runner:         ExecRunner{},
 	}
@@ -131,6 +141,12 @@ func (t Tools) withDefaults() Tools {
 	if t.QemuImg.Name == "" {
 		t.QemuImg = d.QemuImg
 	}
+	if t.GrubMkimage.Name == "" {
+		t.GrubMkimage = d.GrubMkimage
+	}
+	if t.GrubPCDir == "" {
+		t.GrubPCDir = d.GrubPCDir
+	}
 	if t.SystemdBootEFI == "" {
 		t.SystemdBootEFI = d.SystemdBootEFI
 	}
@@ -139,3 +155,6 @@ func (t Tools) withDefaults() Tools {
 	}
 	return t
 }
+
+// WithDefaults fills the zero fields of t from DefaultTools.
+func (t Tools) WithDefaults() Tools { return t.withDefaults() }

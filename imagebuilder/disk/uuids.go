@@ -19,6 +19,8 @@ type UUIDs struct {
 	// ESPPart and RootPart are the GPT partition GUIDs (PARTUUID=).
 	ESPPart  string
 	RootPart string
+	// BIOSPart is the GPT partition GUID of the BIOS boot partition.
+	BIOSPart string
 	// RootFS is the ext4 filesystem UUID (UUID= in fstab).
 	RootFS string
 	// RootHashSeed is the ext4 directory hash seed.
@@ -44,6 +46,7 @@ func PlanUUIDs(seed string) UUIDs {
 		Disk:         id("disk"),
 		ESPPart:      id("esp-partition"),
 		RootPart:     id("root-partition"),
+		BIOSPart:     id("bios-boot-partition"),
 		RootFS:       id("root-filesystem"),
 		RootHashSeed: id("root-hash-seed"),
 		ESPVolumeID:  fmt.Sprintf("%04X-%04X", serial>>16, serial&0xffff),

@@ -18,7 +18,13 @@ import (
 type Firmware struct {
 	Code string
 	Vars string
+	// BIOS boots with QEMU's own SeaBIOS instead (legacy BIOS): no
+	// pflash, Code and Vars are unused.
+	BIOS bool
 }
+
+// SeaBIOS is legacy BIOS boot with QEMU's default firmware.
+var SeaBIOS = Firmware{BIOS: true}
 
 // DefaultFirmware is Debian's OVMF (package ovmf), 4 MiB build.
 var DefaultFirmware = Firmware{
@@ -286,10 +292,13 @@ func (c Config) qemuArgs(accel, disk, format, vars, console, qmp string) []strin
 		"-monitor", "none",
 		"-chardev", "file,id=console,path=" + optEscape(console),
 		"-serial", "chardev:console",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + optEscape(c.Firmware.Code),
-		"-drive", "if=pflash,format=raw,unit=1,file=" + optEscape(vars),
 		"-drive", "if=virtio,format=" + format + ",file=" + optEscape(disk),
 		"-device", "virtio-rng-pci",
+	}
+	if !c.Firmware.BIOS {
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+optEscape(c.Firmware.Code),
+			"-drive", "if=pflash,format=raw,unit=1,file="+optEscape(vars))
 	}
 	if c.CPU != "" {
 		args = append(args, "-cpu", c.CPU)

@@ -25,6 +25,9 @@ const DefaultProbeTimeout = 5 * time.Second
 // the probe, quickly.
 func ProbeKVM(ctx context.Context, cfg Config, timeout time.Duration) error {
 	cfg = cfg.withDefaults()
+	if cfg.Firmware.BIOS {
+		cfg.Firmware = DefaultFirmware // the probe only needs some firmware
+	}
 	if timeout <= 0 {
 		timeout = DefaultProbeTimeout
 	}

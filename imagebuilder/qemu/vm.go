@@ -77,6 +77,9 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		return nil, err
 	}
 	for _, f := range []string{cfg.Firmware.Code, cfg.Firmware.Vars} {
+		if cfg.Firmware.BIOS {
+			break
+		}
 		if _, err := os.Stat(f); err != nil {
 			return nil, fmt.Errorf("UEFI firmware: %w (apt-get install ovmf)", err)
 		}
@@ -105,7 +108,9 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	}()
 
 	vars := filepath.Join(v.workDir, "OVMF_VARS.fd")
-	if err := copyFile(cfg.Firmware.Vars, vars); err != nil {
+	if cfg.Firmware.BIOS {
+		vars = ""
+	} else if err := copyFile(cfg.Firmware.Vars, vars); err != nil {
 		return nil, fmt.Errorf("copying firmware variables: %w", err)
 	}
 	format := cfg.Format

@@ -1,0 +1,85 @@
+package qemutests
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"imagebuilder/imagebuilder/build"
+	"imagebuilder/imagebuilder/qemu"
+)
+
+// installerBinary builds the static installer once per test.
+func installerBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "imagebuilder-installer")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-buildid=", "-o", bin, "../imagebuilder/installer/cmd/installer")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the installer: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestISOInstallsOntoBlankDisk boots the installer ISO (from a CD drive,
+// under SeaBIOS and under OVMF) with a blank disk attached: the installer
+// must pick the blank disk, write and verify the image and reboot; the
+// disk then boots on its own, without the ISO, and joins.
+func TestISOInstallsOntoBlankDisk(t *testing.T) {
+	t.Parallel()
+	needTools(t, [2]string{"grub-mkimage", "grub-pc-bin"})
+	if _, err := os.Stat("/usr/lib/grub/x86_64-efi/linux.mod"); err != nil {
+		t.Fatal("GRUB EFI modules missing: apt-get install grub-efi-amd64-bin")
+	}
+	cb, bin := clusterBundle(t, ""), installerBinary(t)
+	res := buildWith(t, build.Options{Bundle: cb, Role: "master", Formats: []string{"iso"}, InstallerBinary: bin})
+	iso := artifact(t, res, "iso")
+	t.Run("reproducible", func(t *testing.T) {
+		t.Parallel()
+		again := buildWith(t, build.Options{Bundle: cb, Role: "master", Formats: []string{"iso"}, InstallerBinary: bin})
+		if a, b := artifactsOf(res, "iso")[0], artifactsOf(again, "iso")[0]; a.SHA256 != b.SHA256 || a.Size != b.Size {
+			t.Errorf("two builds of the ISO differ: %+v vs %+v", a, b)
+		}
+	})
+	verifiedRE := regexp.MustCompile(`installer: verified /dev/vda: \d+ bytes read back identical to the image`)
+	for _, fw := range []struct {
+		name string
+		fw   qemu.Firmware
+	}{{"seabios", qemu.SeaBIOS}, {"ovmf", qemu.DefaultFirmware}} {
+		t.Run(fw.name, func(t *testing.T) {
+			t.Parallel()
+			target := filepath.Join(t.TempDir(), "blank.qcow2")
+			runTool(t, "", "qemu-img", "create", "-q", "-f", "qcow2", target, "4G")
+			ctx := context.Background()
+			start := time.Now()
+			vm := bootConfig(t, "install", qemu.Config{
+				Disk: target, Firmware: fw.fw, Memory: 2048, NoReboot: true,
+				ExtraArgs: []string{"-drive", "if=none,id=cd,media=cdrom,readonly=on,format=raw,file=" + iso,
+					"-device", "ide-cd,drive=cd,bootindex=0"},
+			})
+			if _, err := vm.Expect(ctx, verifiedRE, bootTimeout); err != nil {
+				t.Fatalf("install: %v", err)
+			}
+			if _, err := vm.Expect(ctx, regexp.MustCompile(`installer: done; rebooting`), time.Minute); err != nil {
+				t.Fatalf("install: %v", err)
+			}
+			select {
+			case <-vm.Done():
+			case <-time.After(2 * time.Minute):
+				t.Fatal("the installer did not reboot")
+			}
+			t.Logf("%s: installed in %.1fs", fw.name, time.Since(start).Seconds())
+
+			start = time.Now()
+			host := bootWithFirmware(t, target, "installed", fw.fw, 1024)
+			if _, err := host.Expect(ctx, joinedRE, bootTimeout); err != nil {
+				t.Fatalf("installed disk: %v", err)
+			}
+			t.Logf("%s: installed disk booted to joined in %.1fs", fw.name, time.Since(start).Seconds())
+		})
+	}
+}
