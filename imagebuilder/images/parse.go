@@ -162,12 +162,17 @@ func Parse(filename string, src []byte, vars map[string]string) (*File, hcl.Diag
 			continue
 		}
 		list, err := convert.Convert(v, cty.List(cty.String))
-		if err != nil || list.IsNull() {
+		if err != nil || list.IsNull() || !list.IsWhollyKnown() {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid sources",
 				Detail: "build.sources must be a list of \"source.TYPE.NAME\" strings", Subject: a.Expr.Range().Ptr()})
 			continue
 		}
 		for _, e := range list.AsValueSlice() {
+			if e.IsNull() || !e.IsKnown() {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid source reference",
+					Detail: "build.sources has a null entry", Subject: a.Expr.Range().Ptr()})
+				continue
+			}
 			ref := e.AsString()
 			parts := strings.Split(ref, ".")
 			if len(parts) != 3 || parts[0] != "source" {
@@ -227,12 +232,16 @@ func decodeSource(name string, b *hcl.Block, ctx *hcl.EvalContext, declared map[
 		switch field {
 		case "formats":
 			l, err := convert.Convert(v, cty.List(cty.String))
-			if err != nil || l.IsNull() {
+			if err != nil || l.IsNull() || !l.IsWhollyKnown() {
 				bad("a list of strings such as [\"qcow2\"]")
 				continue
 			}
 			s.Formats = []string{}
 			for _, e := range l.AsValueSlice() {
+				if e.IsNull() || !e.IsKnown() {
+					bad("a list of strings such as [\"qcow2\"], without nulls")
+					break
+				}
 				s.Formats = append(s.Formats, e.AsString())
 			}
 		case "disk_size_mib":
