@@ -56,6 +56,7 @@ type Config struct {
 // Prepare decodes and validates raws into c, reporting every problem at
 // once. It reads the file system (stat) but changes nothing.
 func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
+	*c = Config{}
 	err := config.Decode(c, &config.DecodeOpts{
 		PluginType:         BuilderID,
 		Interpolate:        true,

@@ -40,8 +40,9 @@ type Config struct {
 	StagingDirectory string `mapstructure:"staging_directory"`
 	// How to run the installer; {{.Path}} is the uploaded script and
 	// {{.Vars}} the environment (CLUSTER_BUNDLE, CLUSTER_ROLE, …).
-	// Default: "sh -c '{{.Vars}} sh {{.Path}}'"; with a non-root SSH user
-	// use "sudo -n sh -c '{{.Vars}} sh {{.Path}}'".
+	// {{.Bundle}} and {{.Role}} are also there, shell-quoted.
+	// Default: "{{.Vars}} sh {{.Path}}"; with a non-root SSH user use
+	// "sudo -n env {{.Vars}} sh {{.Path}}".
 	ExecuteCommand string `mapstructure:"execute_command"`
 
 	ctx interpolate.Context
@@ -52,6 +53,7 @@ const ProvisionerType = "imagebuilder-bundle"
 
 // Prepare decodes and validates raws, reporting every problem at once.
 func (c *Config) Prepare(raws ...interface{}) error {
+	*c = Config{}
 	err := config.Decode(c, &config.DecodeOpts{
 		PluginType:         ProvisionerType,
 		Interpolate:        true,
@@ -65,7 +67,7 @@ func (c *Config) Prepare(raws ...interface{}) error {
 		c.StagingDirectory = "/tmp/imagebuilder-bundle"
 	}
 	if c.ExecuteCommand == "" {
-		c.ExecuteCommand = "sh -c '{{.Vars}} sh {{.Path}}'"
+		c.ExecuteCommand = "{{.Vars}} sh {{.Path}}"
 	}
 	var errs *packersdk.MultiError
 	add := func(field, format string, args ...any) {
