@@ -106,7 +106,7 @@ func (c *bwrapComm) Upload(dst string, r io.Reader, _ *os.FileInfo) error {
 	return f.Close()
 }
 
-func (c *bwrapComm) UploadDir(string, string, []string) error { return errors.New("not supported") }
+func (c *bwrapComm) UploadDir(string, string, []string) error   { return errors.New("not supported") }
 func (c *bwrapComm) Download(string, io.Writer) error           { return errors.New("not supported") }
 func (c *bwrapComm) DownloadDir(string, string, []string) error { return errors.New("not supported") }
 
