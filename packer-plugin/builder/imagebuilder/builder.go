@@ -46,7 +46,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, _ packersdk.Hook) (p
 	}
 	a := newArtifact(built)
 	for _, f := range a.files {
-		ui.Message(fmt.Sprintf("%s  sha256:%s", f.Path, f.SHA256))
+		ui.Say(fmt.Sprintf("%s  sha256:%s", f.Path, f.SHA256))
 	}
 	return a, nil
 }
@@ -57,7 +57,7 @@ func uiWriter(ui packersdk.Ui) io.WriteCloser {
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			ui.Message(sc.Text())
+			ui.Say(sc.Text())
 		}
 		io.Copy(io.Discard, pr)
 	}()

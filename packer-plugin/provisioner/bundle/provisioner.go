@@ -62,14 +62,14 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		}
 		bundleSrc = l.Tar
 		remoteBundle = path.Join(stage, "bundle.tar")
-		ui.Message(fmt.Sprintf("prefix %s, %d unit links, bundle tar %d MiB sha256:%s", l.Prefix, len(l.Links), l.Size>>20, l.SHA256))
+		ui.Say(fmt.Sprintf("prefix %s, %d unit links, bundle tar %d MiB sha256:%s", l.Prefix, len(l.Links), l.Size>>20, l.SHA256))
 	}
 
 	remoteScript := path.Join(stage, "install.sh")
 	if err := run(ctx, ui, comm, fmt.Sprintf("rm -rf %s && mkdir -p %s", shellQuote(stage), shellQuote(stage))); err != nil {
 		return fmt.Errorf("creating staging_directory %s: %w", stage, err)
 	}
-	ui.Message(fmt.Sprintf("uploading %s to %s", bundleSrc, remoteBundle))
+	ui.Say(fmt.Sprintf("uploading %s to %s", bundleSrc, remoteBundle))
 	if err := upload(comm, bundleSrc, remoteBundle); err != nil {
 		return fmt.Errorf("uploading bundle: %w", err)
 	}

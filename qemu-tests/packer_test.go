@@ -1,0 +1,234 @@
+package qemutests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"imagebuilder/imagebuilder/images"
+)
+
+// Packer tests: the real Packer (v1.15.0, built once by
+// packer-plugin/tools/get-packer.sh into the cache) with our plugin
+// installed by `packer plugins install --path` into a private
+// PACKER_PLUGIN_PATH, run on the repository's images.hcl.
+
+const pluginSource = "github.com/imagebuilder/imagebuilder"
+
+// packerSetup builds Packer and the plugin and installs the plugin, once
+// per test binary. It returns the packer binary and the environment to run
+// it with.
+var packerSetup = sync.OnceValues(func() (*packerTool, error) {
+	out, err := exec.Command(filepath.Join(repoRoot, "packer-plugin/tools/get-packer.sh"), "packer").Output()
+	if err != nil {
+		return nil, fmt.Errorf("packer-plugin/tools/get-packer.sh packer: %w (needs Go and the module proxy)", err)
+	}
+	dir, err := os.MkdirTemp("", "imagebuilder-packer-")
+	if err != nil {
+		return nil, err
+	}
+	p := &packerTool{bin: strings.TrimSpace(string(out)), home: dir}
+	p.env = append(os.Environ(),
+		"HOME="+filepath.Join(dir, "home"),
+		"PACKER_PLUGIN_PATH="+filepath.Join(dir, "plugins"),
+		"PACKER_CACHE_DIR="+filepath.Join(dir, "cache"),
+		"PACKER_CHECKPOINT_DISABLE=1",
+		"PACKER_NO_COLOR=1",
+	)
+	plugin := filepath.Join(dir, "packer-plugin-imagebuilder")
+	build := exec.Command("go", "build", "-o", plugin, ".")
+	build.Dir = filepath.Join(repoRoot, "packer-plugin")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the plugin: %w: %s", err, out)
+	}
+	if out, err := p.run(repoRoot, "plugins", "install", "--path", plugin, pluginSource); err != nil {
+		return nil, fmt.Errorf("packer plugins install: %w: %s", err, out)
+	}
+	return p, nil
+})
+
+type packerTool struct {
+	bin, home string
+	env       []string
+}
+
+func (p *packerTool) run(dir string, args ...string) (string, error) {
+	cmd := exec.Command(p.bin, args...)
+	cmd.Dir, cmd.Env = dir, p.env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func packerTools(t *testing.T) *packerTool {
+	t.Helper()
+	p, err := packerSetup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// imagesVars are the -var values for images.hcl in the tests: the Debian
+// base for every distro (Prepare checks files exist) and the reference
+// bundle.
+func imagesVars(t *testing.T, out string) map[string]string {
+	t.Helper()
+	bundle, err := baseBundle()
+	if err != nil {
+		t.Fatalf("building the bundle: %v", err)
+	}
+	base, _ := filepath.Abs(baseTar(t))
+	return map[string]string{"debian_base": base, "ubuntu_base": base, "rhel_base": base, "bundle": bundle, "out": out}
+}
+
+func varArgs(vars map[string]string) []string {
+	var args []string
+	for k, v := range vars {
+		args = append(args, "-var", k+"="+v)
+	}
+	return args
+}
+
+var sha256Line = regexp.MustCompile(`qcow2 (\S+/debian-master\.qcow2) sha256:([0-9a-f]{64})`)
+
+// TestPackerBuildBootsAndJoins: `packer validate` and `packer build
+// -only=imagebuilder.debian-master` on images.hcl; the artifact lists the
+// image with its checksum; `imagebuilder build images.hcl` (no Packer) gives
+// the same bytes; the image boots and joins.
+func TestPackerBuildBootsAndJoins(t *testing.T) {
+	p := packerTools(t)
+	out := t.TempDir()
+	vars := imagesVars(t, out)
+
+	if got, err := p.run(repoRoot, append(append([]string{"validate"}, varArgs(vars)...), "images.pkr.hcl")...); err != nil || !strings.Contains(got, "The configuration is valid.") {
+		t.Fatalf("packer validate: %v\n%s", err, got)
+	}
+	got, err := p.run(repoRoot, append(append([]string{"build", "-only=imagebuilder.debian-master"}, varArgs(vars)...), "images.pkr.hcl")...)
+	if err != nil {
+		t.Fatalf("packer build: %v\n%s", err, got)
+	}
+	m := sha256Line.FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("packer's artifact does not list the qcow2 with its sha256:\n%s", got)
+	}
+	img, sum := m[1], m[2]
+	if want := filepath.Join(out, "debian-master", "debian-master.qcow2"); img != want {
+		t.Errorf("image at %s, want %s", img, want)
+	}
+	if !strings.Contains(got, "cluster-bundle ") || !strings.Contains(got, "manifest ") {
+		t.Errorf("artifact lacks the cluster bundle or the manifest:\n%s", got)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 1 {
+		t.Errorf("-only built more than debian-master: %v", ents)
+	}
+
+	// The same file without Packer: same bytes.
+	vars2 := imagesVars(t, t.TempDir())
+	vars2["cluster_config"], _ = filepath.Abs(filepath.Join(repoRoot, "examples/config.yaml"))
+	f, err := images.Load(filepath.Join(repoRoot, "images.hcl"), vars2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := f.Selected([]string{"debian-master"})
+	if len(sel) != 1 {
+		t.Fatalf("selected %v", sel)
+	}
+	built, err := images.Build(context.Background(), testLogger(t), *sel[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := built.Result.Artifacts; len(a) != 1 || a[0].SHA256 != sum {
+		t.Errorf("imagebuilder build images.hcl gave %+v; packer gave sha256 %s", a, sum)
+	}
+
+	disk := filepath.Join(t.TempDir(), "host-disk.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", img, disk).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	vm := bootVM(t, disk, "packer", nil)
+	if _, err := vm.Expect(context.Background(), joinedRE, bootTimeout); err != nil {
+		t.Fatalf("boot: %v", err)
+	}
+}
+
+// TestPackerBadInput: Packer shows our errors, each naming its field.
+func TestPackerBadInput(t *testing.T) {
+	p := packerTools(t)
+	dir := t.TempDir()
+	base, _ := filepath.Abs(baseTar(t))
+	bundle := filepath.Join(dir, "bundle.tar.zst")
+	os.WriteFile(bundle, []byte("x"), 0o644)
+	write := func(body string) string {
+		d := t.TempDir()
+		if err := os.WriteFile(filepath.Join(d, "t.pkr.hcl"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	header := `packer {
+  required_plugins {
+    imagebuilder = { source = "` + pluginSource + `", version = ">= 0.1.0" }
+  }
+}
+`
+	tests := []struct {
+		name, body string
+		want       []string
+	}{
+		{"misspelled field", header + `source "imagebuilder" "a" {
+  base = "` + base + `"
+  bundle = "` + bundle + `"
+  formts = ["qcow2"]
+}
+build { sources = ["source.imagebuilder.a"] }`, []string{`An argument named "formts" is not expected here`, "t.pkr.hcl line 9"}},
+		{"every field wrong", header + `source "imagebuilder" "a" {
+  base = "` + filepath.Join(dir, "no-base.tar") + `"
+  bundle = "` + filepath.Join(dir, "no-bundle.tar.zst") + `"
+  role = "boss"
+  formats = ["qcow2", "vhdx", "qcow2"]
+}
+source "imagebuilder" "b" {
+  base = "` + base + `"
+  bundle = "` + bundle + `"
+  output_directory = "` + dir + `/b"
+}
+build { sources = ["source.imagebuilder.a", "source.imagebuilder.b"] }`, []string{
+			"base: " + filepath.Join(dir, "no-base.tar") + ": no such file or directory",
+			"bundle: " + filepath.Join(dir, "no-bundle.tar.zst") + ": no such file or directory",
+			`role: "boss" is not a role`,
+			`formats: "vhdx" is not a format`,
+			`formats: "qcow2" is listed twice`,
+		}},
+		{"provisioner", header + `source "null" "n" {
+  communicator = "none"
+}
+build {
+  sources = ["source.null.n"]
+  provisioner "imagebuilder-bundle" {
+    bundle = "` + filepath.Join(dir, "nope.tar.zst") + `"
+    role   = "captain"
+  }
+}`, []string{"bundle: " + filepath.Join(dir, "nope.tar.zst") + ": no such file or directory", `role: "captain" is not a role`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := p.run(write(tc.body), "validate", ".")
+			if err == nil {
+				t.Fatalf("packer validate accepted it:\n%s", got)
+			}
+			// Packer wraps long lines; compare with whitespace collapsed.
+			flat := strings.Join(strings.Fields(got), " ")
+			for _, w := range tc.want {
+				if !strings.Contains(flat, w) {
+					t.Errorf("packer's output lacks %q:\n%s", w, got)
+				}
+			}
+		})
+	}
+}
