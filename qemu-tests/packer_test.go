@@ -3,6 +3,7 @@ package qemutests
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,8 +11,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"imagebuilder/distros"
+	"imagebuilder/imagebuilder/disk"
 	"imagebuilder/imagebuilder/images"
+	"imagebuilder/imagebuilder/qemu"
+	"imagebuilder/overlay"
 )
 
 // Packer tests: the real Packer (v1.15.0, built once by
@@ -230,5 +236,165 @@ build {
 				}
 			}
 		})
+	}
+}
+
+// sshMachineDisk writes a bootable disk of the Debian base with
+// openssh-server (packer-plugin/tools/mkbase-ssh.sh, cached) and no cluster
+// bundle, with pub as root's authorized key: the machine Packer provisions.
+// Its distro fixups are those of the image pipeline; the ssh host keys that
+// hygiene removes are generated at boot.
+func sshMachineDisk(t *testing.T, pub []byte) string {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(repoRoot, "packer-plugin/tools/mkbase-ssh.sh")).Output()
+	if err != nil {
+		t.Fatalf("packer-plugin/tools/mkbase-ssh.sh (needs mmdebstrap and the Debian apt sources): %v", err)
+	}
+	base := strings.TrimSpace(string(out))
+	root := t.TempDir()
+	tree := overlay.NewTree(root)
+	f, err := os.Open(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := tree.Apply(f, "", overlay.ApplyOptions{}); err != nil {
+		t.Fatalf("staging %s: %v", base, err)
+	}
+	p, osr, err := distros.Detect(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Fixup(tree, osr); err != nil {
+		t.Fatal(err)
+	}
+	seed := "packer-provisioner-test"
+	uuids := disk.PlanUUIDs(seed)
+	for _, w := range []struct {
+		path string
+		data string
+		mode uint32
+	}{
+		{"etc/fstab", uuids.Fstab("/boot/efi"), 0o644},
+		{"root/.ssh/authorized_keys", string(pub), 0o600},
+		{"etc/systemd/system/ssh.service.d/10-hostkeys.conf", "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n", 0o644},
+	} {
+		dir := w.path[:strings.LastIndex(w.path, "/")]
+		mode := uint32(0o755)
+		if dir == "root/.ssh" {
+			mode = 0o700
+		}
+		if err := tree.MkdirAll(dir, mode, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := tree.WriteFile(w.path, []byte(w.data), w.mode, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tree.MkdirAll("boot/efi", 0o755, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	raw := filepath.Join(t.TempDir(), "machine.raw")
+	if _, err := disk.WriteRaw(context.Background(), testLogger(t), tree, raw, disk.Options{Seed: seed}); err != nil {
+		t.Fatalf("writing the machine's disk: %v", err)
+	}
+	return raw
+}
+
+func freeLoopbackPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestPackerProvisionerOverSSH proves the provisioner with a real Packer:
+// a VM (Debian + openssh-server, no cluster bundle) is booted with its SSH
+// port forwarded to loopback; Packer's null builder connects to it over SSH
+// and our imagebuilder-bundle provisioner installs the cluster bundle as
+// master; the VM is powered off and its disk boots and joins.
+func TestPackerProvisionerOverSSH(t *testing.T) {
+	p := packerTools(t)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen (apt-get install openssh-client): %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := clusterBundle(t, "")
+	machine := sshMachineDisk(t, pub)
+	port := freeLoopbackPort(t)
+
+	logDir := os.Getenv("IMAGEBUILDER_TEST_LOGS")
+	if logDir == "" {
+		logDir = t.TempDir()
+	}
+	vm, err := qemu.Start(context.Background(), qemu.Config{
+		Disk: machine, Accel: "auto", Memory: 1024, CPUs: 1,
+		NICs:       []qemu.NIC{{HostFwd: []qemu.HostFwd{{HostPort: port, GuestPort: 22}}}},
+		ConsoleLog: filepath.Join(logDir, "TestPackerProvisionerOverSSH-machine.console.log"),
+		Log:        testLogger(t),
+	})
+	if err != nil {
+		t.Fatalf("starting the machine: %v", err)
+	}
+	t.Cleanup(func() { vm.Kill() })
+
+	tmpl := `packer {
+  required_plugins {
+    imagebuilder = { source = "` + pluginSource + `", version = ">= 0.1.0" }
+  }
+}
+source "null" "machine" {
+  communicator         = "ssh"
+  ssh_host             = "127.0.0.1"
+  ssh_port             = ` + fmt.Sprint(port) + `
+  ssh_username         = "root"
+  ssh_private_key_file = "` + key + `"
+  ssh_timeout          = "8m"
+}
+build {
+  sources = ["source.null.machine"]
+  provisioner "imagebuilder-bundle" {
+    bundle = "` + cb + `"
+    role   = "master"
+  }
+  provisioner "shell" {
+    inline = ["test -L /etc/systemd/system/multi-user.target.wants/cluster.target", "cat /etc/cluster/role"]
+  }
+}
+`
+	tdir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tdir, "provision.pkr.hcl"), []byte(tmpl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got, err := p.run(tdir, "build", ".")
+	if err != nil {
+		t.Fatalf("packer build: %v\n%s", err, got)
+	}
+	if !strings.Contains(got, "imagebuilder-bundle: installed at /opt/cluster as master") {
+		t.Fatalf("provisioner output:\n%s", got)
+	}
+	t.Logf("packer provisioned the machine over SSH in %s", time.Since(start).Round(time.Second))
+
+	// Power off cleanly, then boot the provisioned disk: it joins.
+	ssh := exec.Command("ssh", "-i", key, "-p", fmt.Sprint(port), "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "root@127.0.0.1", "systemctl poweroff")
+	ssh.Run() // the connection drops as the machine goes down
+	select {
+	case <-vm.Done():
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the machine did not power off within 3 minutes")
+	}
+	vm2 := bootVM(t, machine, "provisioned", nil)
+	if _, err := vm2.Expect(context.Background(), joinedRE, bootTimeout); err != nil {
+		t.Fatalf("boot of the provisioned disk: %v", err)
 	}
 }
