@@ -51,6 +51,12 @@ variable "cluster_config" {
   description = "genconf config.yaml baked into the bundle (it names its ip-detect)"
 }
 
+variable "kernel_cmdline" {
+  type        = string
+  default     = "console=tty0 console=ttyS0,115200 no_timer_check"
+  description = "kernel command line after root=; no_timer_check skips the IO-APIC timer check that fails on loaded hypervisors (QEMU TCG)"
+}
+
 variable "out" {
   type        = string
   default     = "build/images"
@@ -64,6 +70,7 @@ source "imagebuilder" "debian-master" {
   genconf_config   = var.cluster_config
   role             = "master"
   formats          = ["qcow2"]
+  kernel_cmdline   = var.kernel_cmdline
   output_directory = "${var.out}/debian-master"
 }
 
@@ -72,6 +79,7 @@ source "imagebuilder" "debian-agent" {
   bundle           = var.bundle
   genconf_config   = var.cluster_config
   formats          = ["raw", "qcow2"]
+  kernel_cmdline   = var.kernel_cmdline
   output_directory = "${var.out}/debian-agent"
 }
 
@@ -82,6 +90,7 @@ source "imagebuilder" "ubuntu-agent-public" {
   genconf_config   = var.cluster_config
   role             = "agent_public"
   formats          = ["qcow2"]
+  kernel_cmdline   = var.kernel_cmdline
   output_directory = "${var.out}/ubuntu-agent-public"
 }
 
@@ -92,6 +101,7 @@ source "imagebuilder" "rhel-agent" {
   genconf_config   = var.cluster_config
   role             = "agent"
   formats          = ["raw"]
+  kernel_cmdline   = var.kernel_cmdline
   output_directory = "${var.out}/rhel-agent"
 }
 

@@ -295,7 +295,7 @@ func sshMachineDisk(t *testing.T, pub []byte) string {
 		t.Fatal(err)
 	}
 	raw := filepath.Join(t.TempDir(), "machine.raw")
-	if _, err := disk.WriteRaw(context.Background(), testLogger(t), tree, raw, disk.Options{Seed: seed}); err != nil {
+	if _, err := disk.WriteRaw(context.Background(), testLogger(t), tree, raw, disk.Options{Seed: seed, KernelCmdline: disk.DefaultKernelCmdline + " no_timer_check"}); err != nil {
 		t.Fatalf("writing the machine's disk: %v", err)
 	}
 	return raw
