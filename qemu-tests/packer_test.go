@@ -108,6 +108,7 @@ var sha256Line = regexp.MustCompile(`qcow2 (\S+/debian-master\.qcow2) sha256:([0
 // image with its checksum; `imagebuilder build images.hcl` (no Packer) gives
 // the same bytes; the image boots and joins.
 func TestPackerBuildBootsAndJoins(t *testing.T) {
+	t.Parallel()
 	p := packerTools(t)
 	out := t.TempDir()
 	vars := imagesVars(t, out)
@@ -165,6 +166,7 @@ func TestPackerBuildBootsAndJoins(t *testing.T) {
 
 // TestPackerBadInput: Packer shows our errors, each naming its field.
 func TestPackerBadInput(t *testing.T) {
+	t.Parallel()
 	p := packerTools(t)
 	dir := t.TempDir()
 	base, _ := filepath.Abs(baseTar(t))
@@ -317,6 +319,7 @@ func freeLoopbackPort(t *testing.T) int {
 // and our imagebuilder-bundle provisioner installs the cluster bundle as
 // master; the VM is powered off and its disk boots and joins.
 func TestPackerProvisionerOverSSH(t *testing.T) {
+	t.Parallel()
 	p := packerTools(t)
 	dir := t.TempDir()
 	key := filepath.Join(dir, "id_ed25519")

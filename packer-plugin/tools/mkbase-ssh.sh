@@ -4,10 +4,11 @@
 # Prints the tarball's path. Cached in ${XDG_CACHE_HOME:-~/.cache}/imagebuilder/base/
 # under a key made of the recipe and this machine's apt sources (the file is
 # passed to mmdebstrap, so no mirror is named here); built to a temporary name
-# and renamed. Same recipe as distros/debian/mkbase.sh plus openssh-server.
+# and renamed. Same recipe as distros/debian/mkbase.sh plus openssh-server and
+# zstd (genconf's install.sh, when beside the bundle, decompresses on the host).
 set -euo pipefail
 suite=bookworm
-include=systemd-sysv,udev,linux-image-cloud-amd64,iproute2,kmod,openssh-server
+include=systemd-sysv,udev,linux-image-cloud-amd64,iproute2,kmod,openssh-server,zstd
 sources=${APT_SOURCES:-}
 if [ -z "$sources" ]; then
   for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do

@@ -38,11 +38,13 @@ type Config struct {
 	// Folder on the machine for the uploads; removed afterwards.
 	// Default: /tmp/imagebuilder-bundle.
 	StagingDirectory string `mapstructure:"staging_directory"`
-	// How to run the installer; {{.Path}} is the uploaded script and
-	// {{.Vars}} the environment (CLUSTER_BUNDLE, CLUSTER_ROLE, …).
-	// {{.Bundle}} and {{.Role}} are also there, shell-quoted.
-	// Default: "{{.Vars}} sh {{.Path}}"; with a non-root SSH user use
-	// "sudo -n env {{.Vars}} sh {{.Path}}".
+	// How to run the installer: {{.Path}} is the uploaded script, {{.Vars}}
+	// the environment (CLUSTER_BUNDLE, CLUSTER_ROLE), {{.Args}} the
+	// arguments genconf's install.sh takes ("--root / --bundle B --role R";
+	// empty for the generated installer), {{.Bundle}} and {{.Role}} the
+	// uploaded bundle and the role; all shell-quoted.
+	// Default: "{{.Vars}} bash {{.Path}} {{.Args}}"; with a non-root SSH
+	// user use "sudo -n env {{.Vars}} bash {{.Path}} {{.Args}}".
 	ExecuteCommand string `mapstructure:"execute_command"`
 
 	ctx interpolate.Context
@@ -67,7 +69,7 @@ func (c *Config) Prepare(raws ...interface{}) error {
 		c.StagingDirectory = "/tmp/imagebuilder-bundle"
 	}
 	if c.ExecuteCommand == "" {
-		c.ExecuteCommand = "{{.Vars}} sh {{.Path}}"
+		c.ExecuteCommand = "{{.Vars}} bash {{.Path}} {{.Args}}"
 	}
 	var errs *packersdk.MultiError
 	add := func(field, format string, args ...any) {

@@ -28,7 +28,7 @@ func (p *Provisioner) Prepare(raws ...interface{}) error { return p.config.Prepa
 
 // executeData is what execute_command can use.
 type executeData struct {
-	Path, Vars, Bundle, Role string
+	Path, Vars, Args, Bundle, Role string
 }
 
 // Provision uploads the bundle and the installer and runs it. The bundle is
@@ -41,7 +41,15 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		bundleSrc, remoteBundle string
 	)
 	script := c.installScript()
+	var args []string
 	if script != "" {
+		// genconf's install.sh: stage into the root file system, as for an
+		// image (no systemctl calls: the machine must not join while it is
+		// being baked).
+		args = append(args, "--root", "/", "--bundle", shellQuote(path.Join(stage, path.Base(c.Bundle))))
+		if c.Role != "" {
+			args = append(args, "--role", shellQuote(c.Role))
+		}
 		ui.Say(fmt.Sprintf("Installing %s with %s", c.Bundle, script))
 		body, err := os.ReadFile(script)
 		if err != nil {
@@ -80,7 +88,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		"CLUSTER_BUNDLE=" + shellQuote(remoteBundle),
 		"CLUSTER_ROLE=" + shellQuote(c.Role),
 	}
-	c.ctx.Data = &executeData{Path: shellQuote(remoteScript), Vars: strings.Join(vars, " "), Bundle: shellQuote(remoteBundle), Role: shellQuote(c.Role)}
+	c.ctx.Data = &executeData{Path: shellQuote(remoteScript), Vars: strings.Join(vars, " "), Args: strings.Join(args, " "), Bundle: shellQuote(remoteBundle), Role: shellQuote(c.Role)}
 	command, err := interpolate.Render(c.ExecuteCommand, &c.ctx)
 	if err != nil {
 		return fmt.Errorf("execute_command: %w", err)
