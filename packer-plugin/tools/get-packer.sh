@@ -32,7 +32,7 @@ build() {
 	local tmp
 	tmp=$(mktemp -d)
 	# shellcheck disable=SC2064
-	trap "rm -rf '$tmp'" RETURN
+	trap "rm -rf '$tmp' '$out.tmp.$$'" RETURN
 	echo "get-packer: building $mod@$version (a few minutes, once)" >&2
 	(
 		cd "$tmp"

@@ -24,7 +24,7 @@ mkdir -p "$cache"
 if [ ! -s "$cached" ]; then
   echo "mkbase-ssh: building Debian $suite + openssh-server with mmdebstrap (cache miss: $cached)" >&2
   tmp=$(mktemp "$cache/.build-ssh.XXXXXX.tar")
-  trap 'rm -f "$tmp"' EXIT
+  trap 'rm -f "$tmp"' EXIT; trap 'exit 1' INT TERM
   SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000} \
     mmdebstrap --quiet --variant=minbase --include="$include" \
       --customize-hook='rm -f "$1"/etc/hostname "$1"/etc/resolv.conf' \
