@@ -27,41 +27,18 @@ import (
 
 const pluginSource = "github.com/imagebuilder/imagebuilder"
 
-// packerSetup builds Packer and the plugin and installs the plugin, once
-// per test binary. It returns the packer binary and the environment to run
-// it with.
-var packerSetup = sync.OnceValues(func() (*packerTool, error) {
+// packerBin builds Packer once (cached across runs by get-packer.sh).
+var packerBin = sync.OnceValues(func() (string, error) {
 	out, err := exec.Command(filepath.Join(repoRoot, "packer-plugin/tools/get-packer.sh"), "packer").Output()
 	if err != nil {
-		return nil, fmt.Errorf("packer-plugin/tools/get-packer.sh packer: %w (needs Go and the module proxy)", err)
+		return "", fmt.Errorf("packer-plugin/tools/get-packer.sh packer: %w (needs Go and the module proxy)", err)
 	}
-	dir, err := os.MkdirTemp("", "imagebuilder-packer-")
-	if err != nil {
-		return nil, err
-	}
-	p := &packerTool{bin: strings.TrimSpace(string(out)), home: dir}
-	p.env = append(os.Environ(),
-		"HOME="+filepath.Join(dir, "home"),
-		"PACKER_PLUGIN_PATH="+filepath.Join(dir, "plugins"),
-		"PACKER_CACHE_DIR="+filepath.Join(dir, "cache"),
-		"PACKER_CHECKPOINT_DISABLE=1",
-		"PACKER_NO_COLOR=1",
-	)
-	plugin := filepath.Join(dir, "packer-plugin-imagebuilder")
-	build := exec.Command("go", "build", "-o", plugin, ".")
-	build.Dir = filepath.Join(repoRoot, "packer-plugin")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building the plugin: %w: %s", err, out)
-	}
-	if out, err := p.run(repoRoot, "plugins", "install", "--path", plugin, pluginSource); err != nil {
-		return nil, fmt.Errorf("packer plugins install: %w: %s", err, out)
-	}
-	return p, nil
+	return strings.TrimSpace(string(out)), nil
 })
 
 type packerTool struct {
-	bin, home string
-	env       []string
+	bin string
+	env []string
 }
 
 func (p *packerTool) run(dir string, args ...string) (string, error) {
@@ -71,11 +48,31 @@ func (p *packerTool) run(dir string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// packerTools returns Packer with a private HOME and PACKER_PLUGIN_PATH
+// (under the test's temp dir) into which the plugin, built from
+// packer-plugin/, is installed with `packer plugins install --path`.
 func packerTools(t *testing.T) *packerTool {
 	t.Helper()
-	p, err := packerSetup()
+	bin, err := packerBin()
 	if err != nil {
 		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := &packerTool{bin: bin, env: append(os.Environ(),
+		"HOME="+filepath.Join(dir, "home"),
+		"PACKER_PLUGIN_PATH="+filepath.Join(dir, "plugins"),
+		"PACKER_CACHE_DIR="+filepath.Join(dir, "cache"),
+		"PACKER_CHECKPOINT_DISABLE=1",
+		"PACKER_NO_COLOR=1",
+	)}
+	plugin := filepath.Join(dir, "packer-plugin-imagebuilder")
+	build := exec.Command("go", "build", "-o", plugin, ".")
+	build.Dir = filepath.Join(repoRoot, "packer-plugin")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the plugin: %v: %s", err, out)
+	}
+	if out, err := p.run(dir, "plugins", "install", "--path", plugin, pluginSource); err != nil {
+		t.Fatalf("packer plugins install: %v: %s", err, out)
 	}
 	return p
 }
