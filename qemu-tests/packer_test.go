@@ -135,7 +135,7 @@ func TestPackerBuildBootsAndJoins(t *testing.T) {
 	// The same file without Packer: same bytes.
 	vars2 := imagesVars(t, t.TempDir())
 	vars2["cluster_config"], _ = filepath.Abs(filepath.Join(repoRoot, "examples/config.yaml"))
-	f, err := images.Load(filepath.Join(repoRoot, "images.hcl"), vars2)
+	f, err := images.Load(filepath.Join(repoRoot, "images.hcl"), vars2, []string{"debian-master"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func (f *imagesFlags) load(path string) (*images.File, []*images.Source, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	file, err := images.Load(path, vars)
+	file, err := images.Load(path, vars, f.only)
 	if err != nil {
 		return nil, nil, err
 	}

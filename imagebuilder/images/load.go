@@ -9,16 +9,17 @@ import (
 )
 
 // Load reads and parses the file at path and validates the sources its
-// build uses. Problems are returned as an error whose text has one
-// "file:line,col-col: summary; detail" line per diagnostic.
-func Load(path string, vars map[string]string) (*File, error) {
+// build uses that only selects (all when only is empty; see Selected).
+// Problems are returned as an error whose text has one
+// "file:line:col: summary: detail" line per diagnostic.
+func Load(path string, vars map[string]string, only []string) (*File, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading image definitions: %w", err)
 	}
 	f, diags := Parse(path, src, vars)
 	if !diags.HasErrors() {
-		diags = append(diags, f.Validate()...)
+		diags = append(diags, f.Validate(only)...)
 	}
 	if diags.HasErrors() {
 		return nil, DiagError{Diags: diags}

@@ -312,11 +312,12 @@ func (f *File) conflicts() hcl.Diagnostics {
 	return diags
 }
 
-// Validate checks every source the build uses (files exist, fields are
-// valid) and returns the problems as diagnostics pointing at the field.
-func (f *File) Validate() hcl.Diagnostics {
+// Validate checks the sources the build uses that only selects (files
+// exist, fields are valid) and returns the problems as diagnostics pointing
+// at the field.
+func (f *File) Validate(only []string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	for _, s := range f.Selected(nil) {
+	for _, s := range f.Selected(only) {
 		for _, p := range s.Problems() {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
 				Summary: fmt.Sprintf("Invalid source %q", s.Name),

@@ -65,7 +65,7 @@ func TestParseGood(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatalf("diagnostics: %v", diags)
 	}
-	if d := f.Validate(); d.HasErrors() {
+	if d := f.Validate(nil); d.HasErrors() {
 		t.Fatalf("validate: %v", d)
 	}
 	sel := f.Selected(nil)
@@ -208,7 +208,7 @@ build { sources = ["source.imagebuilder.x"] }
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	diags = f.Validate()
+	diags = f.Validate(nil)
 	diagAt(t, diags, 2, "base: "+dir+" is a directory")
 	diagAt(t, diags, 3, "bundle: "+filepath.Join(dir, "missing.tar.zst")+": no such file or directory")
 	diagAt(t, diags, 4, `role: "boss" is not a role`)
@@ -272,8 +272,35 @@ build { sources = [var.v] }`))
 			t.Fatal("no file and no error")
 		}
 		if file != nil && !diags.HasErrors() {
-			file.Validate()
+			file.Validate(nil)
 			file.Selected([]string{"*"})
 		}
 	})
+}
+
+// TestValidateOnlySelected: --only debian-* does not trip over a missing
+// RHEL base.
+func TestValidateOnlySelected(t *testing.T) {
+	base, bundle := files(t)
+	src := `source "imagebuilder" "debian" {
+  base = "` + base + `"
+  bundle = "` + bundle + `"
+  output_directory = "out/debian"
+}
+source "imagebuilder" "rhel" {
+  base = "/nonexistent/rhel.tar"
+  bundle = "` + bundle + `"
+  output_directory = "out/rhel"
+}
+build { sources = ["source.imagebuilder.debian", "source.imagebuilder.rhel"] }
+`
+	f, diags := Parse("images.hcl", []byte(src), nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if d := f.Validate([]string{"debian*"}); d.HasErrors() {
+		t.Errorf("validating debian only: %v", d)
+	}
+	d := f.Validate(nil)
+	diagAt(t, d, 7, "base: /nonexistent/rhel.tar: no such file or directory")
 }
