@@ -3,7 +3,6 @@ package qemutests
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"imagebuilder/distros"
 	"imagebuilder/imagebuilder/disk"
 	"imagebuilder/imagebuilder/images"
-	"imagebuilder/imagebuilder/qemu"
 	"imagebuilder/overlay"
 )
 
@@ -300,24 +298,22 @@ func sshMachineDisk(t *testing.T, pub []byte) string {
 	return raw
 }
 
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// TestPackerProvisionerOverSSH proves the provisioner with a real Packer:
-// a VM (Debian + openssh-server, no cluster bundle) is booted with its SSH
-// port forwarded to loopback; Packer's null builder connects to it over SSH
-// and our imagebuilder-bundle provisioner installs the cluster bundle as
-// master; the VM is powered off and its disk boots and joins.
-func TestPackerProvisionerOverSSH(t *testing.T) {
+// TestPackerQemuBuilderProvisions proves the provisioner with Packer's own
+// qemu builder (packer-plugin-qemu v1.0.9 from tools/get-packer.sh): it
+// boots a copy of the Debian + openssh-server disk under TCG with UEFI and
+// restricted user networking, our provisioner installs the cluster bundle
+// over SSH, the builder shuts the VM down and writes its qcow2, and that
+// image boots and joins.
+func TestPackerQemuBuilderProvisions(t *testing.T) {
 	t.Parallel()
 	p := packerTools(t)
+	out, err := exec.Command(filepath.Join(repoRoot, "packer-plugin/tools/get-packer.sh"), "qemu").Output()
+	if err != nil {
+		t.Fatalf("packer-plugin/tools/get-packer.sh qemu: %v", err)
+	}
+	if got, err := p.run(t.TempDir(), "plugins", "install", "--path", strings.TrimSpace(string(out)), "github.com/hashicorp/qemu"); err != nil {
+		t.Fatalf("installing packer-plugin-qemu: %v\n%s", err, got)
+	}
 	dir := t.TempDir()
 	key := filepath.Join(dir, "id_ed25519")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
@@ -328,50 +324,56 @@ func TestPackerProvisionerOverSSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	cb := clusterBundle(t, "")
-	machine := sshMachineDisk(t, pub)
-	port := freeLoopbackPort(t)
-
-	logDir := os.Getenv("IMAGEBUILDER_TEST_LOGS")
-	if logDir == "" {
-		logDir = t.TempDir()
+	machine := filepath.Join(dir, "machine.qcow2")
+	if err := disk.ConvertQcow2(context.Background(), sshMachineDisk(t, pub), machine); err != nil {
+		t.Fatal(err)
 	}
-	vm, err := qemu.Start(context.Background(), qemu.Config{
-		Disk: machine, Accel: "auto", Memory: 1024, CPUs: 1,
-		NICs:       []qemu.NIC{{HostFwd: []qemu.HostFwd{{HostPort: port, GuestPort: 22}}}},
-		ConsoleLog: filepath.Join(logDir, "TestPackerProvisionerOverSSH-machine.console.log"),
-		Log:        testLogger(t),
-	})
-	if err != nil {
-		t.Fatalf("starting the machine: %v", err)
-	}
-	t.Cleanup(func() { vm.Kill() })
-
+	outDir := filepath.Join(t.TempDir(), "out")
 	tmpl := `packer {
   required_plugins {
     imagebuilder = { source = "` + pluginSource + `", version = ">= 0.1.0" }
+    qemu         = { source = "github.com/hashicorp/qemu", version = ">= 1.0.9" }
   }
 }
-source "null" "machine" {
+source "qemu" "debian" {
+  iso_url              = "` + machine + `"
+  iso_checksum         = "none"
+  disk_image           = true
+  use_backing_file     = true
+  skip_resize_disk     = true
+  skip_compaction      = true
+  format               = "qcow2"
+  accelerator          = "tcg"
+  machine_type         = "q35"
+  memory               = 1024
+  efi_boot             = true
+  efi_firmware_code    = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+  efi_firmware_vars    = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+  headless             = true
+  vnc_bind_address     = "127.0.0.1"
+  output_directory     = "` + outDir + `"
+  vm_name              = "provisioned.qcow2"
   communicator         = "ssh"
   ssh_host             = "127.0.0.1"
-  ssh_port             = ` + fmt.Sprint(port) + `
   ssh_username         = "root"
   ssh_private_key_file = "` + key + `"
-  ssh_timeout          = "8m"
+  ssh_timeout          = "10m"
+  shutdown_command     = "systemctl poweroff"
+  shutdown_timeout     = "5m"
+  qemuargs = [
+    ["-netdev", "user,id=user.0,restrict=on,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
+  ]
 }
 build {
-  sources = ["source.null.machine"]
+  sources = ["source.qemu.debian"]
   provisioner "imagebuilder-bundle" {
     bundle = "` + cb + `"
     role   = "master"
   }
-  provisioner "shell" {
-    inline = ["test -L /etc/systemd/system/multi-user.target.wants/cluster.target", "cat /etc/cluster/role"]
-  }
 }
 `
 	tdir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(tdir, "provision.pkr.hcl"), []byte(tmpl), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tdir, "qemu.pkr.hcl"), []byte(tmpl), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -382,19 +384,16 @@ build {
 	if !strings.Contains(got, "imagebuilder-bundle: installed at /opt/cluster as master") {
 		t.Fatalf("provisioner output:\n%s", got)
 	}
-	t.Logf("packer provisioned the machine over SSH in %s", time.Since(start).Round(time.Second))
-
-	// Power off cleanly, then boot the provisioned disk: it joins.
-	ssh := exec.Command("ssh", "-i", key, "-p", fmt.Sprint(port), "-o", "StrictHostKeyChecking=no",
-		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "root@127.0.0.1", "systemctl poweroff")
-	ssh.Run() // the connection drops as the machine goes down
-	select {
-	case <-vm.Done():
-	case <-time.After(3 * time.Minute):
-		t.Fatal("the machine did not power off within 3 minutes")
+	t.Logf("packer's qemu builder + our provisioner: %s", time.Since(start).Round(time.Second))
+	img := filepath.Join(outDir, "provisioned.qcow2")
+	// The image is a child of the machine disk (use_backing_file); boot a
+	// child of it in turn.
+	hostDisk := filepath.Join(t.TempDir(), "host-disk.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", img, hostDisk).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
 	}
-	vm2 := bootVM(t, machine, "provisioned", nil)
-	if _, err := vm2.Expect(context.Background(), joinedRE, bootTimeout); err != nil {
-		t.Fatalf("boot of the provisioned disk: %v", err)
+	vm := bootVM(t, hostDisk, "qemu-builder", nil)
+	if _, err := vm.Expect(context.Background(), joinedRE, bootTimeout); err != nil {
+		t.Fatalf("boot of packer's image: %v", err)
 	}
 }
