@@ -59,6 +59,11 @@ func (f *imagesFlags) load(path string) (*images.File, []*images.Source, error) 
 // buildImagesFile builds the selected images of an images.hcl file, one
 // after the other, without Packer.
 func buildImagesFile(cmd *cobra.Command, g *globals, path string, f *imagesFlags) error {
+	for _, name := range []string{"base", "bundle", "role", "out", "name", "format", "cmdline", "size"} {
+		if fl := cmd.Flags().Lookup(name); fl != nil && fl.Changed {
+			return fmt.Errorf("--%s: set it in %s (or through a variable and --var), not as a flag, when building from a file", name, path)
+		}
+	}
 	file, sel, err := f.load(path)
 	if err != nil {
 		return err

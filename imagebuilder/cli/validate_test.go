@@ -46,6 +46,11 @@ build { sources = ["source.imagebuilder.deb"] }
 	if code != 1 || !strings.Contains(errb, "matches none") || !strings.Contains(errb, "deb") {
 		t.Fatalf("exit %d, stderr %q", code, errb)
 	}
+	// Flags of the flag-driven build do not mix with a file.
+	code, _, errb = run(t, "build", file, "--var", "base="+base, "--role", "agent")
+	if code != 1 || !strings.Contains(errb, "--role: set it in "+file) {
+		t.Fatalf("exit %d, stderr %q", code, errb)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
 		t.Errorf("output folder created by a refused build: %v", err)
 	}
