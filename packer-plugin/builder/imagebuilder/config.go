@@ -8,6 +8,7 @@ package imagebuilder
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/hashicorp/packer-plugin-sdk/common"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
@@ -75,6 +76,13 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	s := c.Source()
 	for _, p := range s.Problems() {
 		errs = packersdk.MultiErrorAppend(errs, p)
+	}
+	if !c.PackerForce {
+		for _, out := range s.Outputs() {
+			if _, err := os.Stat(out); err == nil {
+				errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("output_directory: %s already exists; remove it or run packer build -force to replace it", out))
+			}
+		}
 	}
 	if errs != nil && len(errs.Errors) > 0 {
 		return nil, errs

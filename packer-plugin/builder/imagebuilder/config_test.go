@@ -62,6 +62,21 @@ func TestPrepareDefaults(t *testing.T) {
 	if len(warns) != 1 || !strings.Contains(warns[0], "role is empty") {
 		t.Errorf("warnings %v", warns)
 	}
+	// An existing image is not replaced without -force.
+	out := filepath.Join(dir, "out")
+	os.MkdirAll(out, 0o755)
+	os.WriteFile(filepath.Join(out, "deb.qcow2"), nil, 0o644)
+	cfg := map[string]interface{}{"packer_build_name": "deb", "base": base, "bundle": bundle, "output_directory": out}
+	if _, _, err := b.Prepare(cfg); err == nil || !strings.Contains(err.Error(), "output_directory: "+filepath.Join(out, "deb.qcow2")+" already exists") {
+		t.Errorf("existing output: %v", err)
+	}
+	cfg["packer_force"] = true
+	if _, _, err := b.Prepare(cfg); err != nil {
+		t.Errorf("existing output with -force: %v", err)
+	}
+	if _, _, err := b.Prepare(map[string]interface{}{"packer_build_name": "deb", "base": base, "bundle": bundle}); err != nil {
+		t.Fatal(err)
+	}
 	s := b.config.Source()
 	if s.OutputDirectory != "output-deb" || s.ImageName != "deb" || s.Name != "deb" {
 		t.Errorf("defaults: %+v", s)
