@@ -138,6 +138,9 @@ type Sources struct {
 	ReadFile  func(string) ([]byte, error)
 	Stat      func(string) (fs.FileInfo, error)
 	LookupEnv func(string) (string, bool)
+	// IPDetect, when set, is the ip-detect script to use instead of the
+	// one ip_detect_path names (the Packer builder's ip_detect option).
+	IPDetect string
 }
 
 // OSSources reads the real file system and environment.
@@ -259,6 +262,9 @@ func Parse(configPath string, data []byte, src Sources) (*Resolved, error) {
 		ipd = "ip-detect"
 	}
 	res.IPDetectPath = relTo(dir, ipd)
+	if src.IPDetect != "" {
+		res.IPDetectPath = src.IPDetect
+	}
 	res.IPDetect = script(rep, "ip_detect_path", res.IPDetectPath, src)
 	if c.IPDetectPublicPath != "" {
 		res.IPDetectPublicSrc = relTo(dir, c.IPDetectPublicPath)

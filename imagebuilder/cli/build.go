@@ -14,8 +14,9 @@ import (
 
 func newBuildCmd(g *globals) *cobra.Command {
 	var o build.Options
+	var fromFile imagesFlags
 	cmd := &cobra.Command{
-		Use:   "build --base BASE --bundle BUNDLE --out DIR",
+		Use:   "build [IMAGES.hcl] --base BASE --bundle BUNDLE --out DIR",
 		Short: "Layer a cluster bundle onto a base root filesystem and write disk images",
 		Long: `build stages the base root filesystem, detects its distribution, applies
 that family's fixups, installs the cluster bundle at its prefix, links the
@@ -59,9 +60,15 @@ raw, qcow2, tar and oci. Check an image later with "imagebuilder verify".`,
 
   # UEFI only, console on the second serial port, extra kernel arguments
   imagebuilder build --base base.tar --bundle cb.tar.zst --out out \
-    --boot uefi --console ttyS1,115200 --cmdline "quiet cluster.role=agent"`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+    --boot uefi --console ttyS1,115200 --cmdline "quiet cluster.role=agent"
+
+  # the images of a Packer template (images.hcl), without Packer
+  imagebuilder build images.hcl --only debian-master --var out=build/images`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return buildImagesFile(cmd, g, args[0], &fromFile)
+			}
 			if matches, _ := filepath.Glob(o.Bundle); len(matches) == 1 {
 				o.Bundle = matches[0]
 			}
@@ -109,6 +116,7 @@ raw, qcow2, tar and oci. Check an image later with "imagebuilder verify".`,
 	f.StringVar(&o.InstallerBinary, "installer-bin", "", "static installer for --format iso (default: imagebuilder-installer beside this program, else in PATH)")
 	f.StringVar(&o.OCIPush, "oci-push", "", "push the oci format to this registry reference (needs --format oci)")
 	f.Int64Var(&o.SizeMiB, "size", 0, "disk size in MiB (0: fit the content)")
+	fromFile.add(cmd)
 	return cmd
 }
 
