@@ -27,6 +27,9 @@ import (
 var Formats = []string{"tar", "oci", "pxe", "bash", "raw", "qcow2", "vmdk", "vhd", "iso"}
 
 // diskFormats need the raw disk.
+// DefaultFormats are written when Options.Formats is empty.
+var DefaultFormats = []string{"raw", "qcow2"}
+
 var diskFormats = []string{"raw", "qcow2", "vmdk", "vhd"}
 
 // Boot modes of the disk formats.
@@ -135,7 +138,7 @@ func (o *Options) validate() error {
 		errs = append(errs, fmt.Errorf("role %q: must be one of %s", o.Role, strings.Join(overlay.Roles, ", ")))
 	}
 	if len(o.Formats) == 0 {
-		o.Formats = []string{"raw", "qcow2"}
+		o.Formats = slices.Clone(DefaultFormats)
 	}
 	var formats []string
 	for _, f := range o.Formats {

@@ -144,7 +144,7 @@ func (s *Source) imageName() string {
 func (s *Source) Outputs() []string {
 	formats := s.Formats
 	if len(formats) == 0 {
-		formats = build.Formats
+		formats = build.DefaultFormats
 	}
 	var out []string
 	for _, f := range formats {
