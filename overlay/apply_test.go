@@ -147,7 +147,10 @@ func TestInstallBundleLinksUnits(t *testing.T) {
 	tr := NewTree(t.TempDir())
 	bundle := tarOf(t, dir("systemd/"), file("systemd/cluster.target", 0o644),
 		file("systemd/cluster-firstboot.service", 0o644), dir("packages/"), dir("packages/a--1/"),
-		file("packages/a--1/tool", 0o755), dir("bin/"), sym("bin/tool", "../packages/a--1/tool"))
+		file("packages/a--1/tool", 0o755), dir("bin/"), sym("bin/tool", "../packages/a--1/tool"),
+		dir("packages/a--1/sysusers.d/"), file("packages/a--1/sysusers.d/a.conf", 0o644),
+		dir("sysusers.d/"), sym("sysusers.d/a.conf", "../packages/a--1/sysusers.d/a.conf"),
+		dir("tmpfiles.d/"), file("tmpfiles.d/a.conf", 0o644), file("tmpfiles.d/README", 0o644))
 	err := tr.InstallBundle(bundle, HostLayout{Prefix: "/opt/cluster", Role: "master"})
 	if err != nil {
 		t.Fatal(err)
@@ -156,6 +159,11 @@ func TestInstallBundleLinksUnits(t *testing.T) {
 		"etc/systemd/system/cluster.target":                         "/opt/cluster/systemd/cluster.target",
 		"etc/systemd/system/cluster-firstboot.service":              "/opt/cluster/systemd/cluster-firstboot.service",
 		"etc/systemd/system/multi-user.target.wants/cluster.target": "/etc/systemd/system/cluster.target",
+		"etc/sysusers.d/a.conf":                                     "/opt/cluster/sysusers.d/a.conf",
+		"etc/tmpfiles.d/a.conf":                                     "/opt/cluster/tmpfiles.d/a.conf",
+	}
+	if _, ok := tr.Lookup("etc/tmpfiles.d/README"); ok {
+		t.Error("etc/tmpfiles.d/README linked: only *.conf files are configuration")
 	}
 	for p, target := range want {
 		e, ok := tr.Lookup(p)

@@ -64,7 +64,8 @@ func (t *Tree) InstallBundle(bundle io.Reader, l HostLayout) error {
 
 // UnitLinks returns, for the unit files under <prefix>/systemd in the tree,
 // the symlinks to create: /etc/systemd/system/<unit> -> <prefix>/systemd/<unit>,
-// and multi-user.target.wants/cluster.target. Keys are tree paths, values
+// multi-user.target.wants/cluster.target, and /etc/<dir>/<name>.conf ->
+// <prefix>/<dir>/<name>.conf for each of ConfigDirs. Keys are tree paths, values
 // link targets; sorted iteration is the caller's.
 func (t *Tree) UnitLinks(prefix string) (map[string]string, error) {
 	dir := path.Join(CleanRel(prefix), "systemd")
@@ -83,8 +84,24 @@ func (t *Tree) UnitLinks(prefix string) (map[string]string, error) {
 		return nil, fmt.Errorf("bundle ships no cluster.target in %s (is the firstboot package in the bundle?)", "/"+dir)
 	}
 	links["etc/systemd/system/multi-user.target.wants/cluster.target"] = "/etc/systemd/system/cluster.target"
+	// System users and state folders the packages declare: systemd creates
+	// them at boot (systemd-sysusers, systemd-tmpfiles-setup) from /etc.
+	for _, d := range ConfigDirs {
+		cdir := path.Join(CleanRel(prefix), d)
+		for p, e := range t.Entries {
+			if path.Dir(p) != cdir || (e.Kind != KindFile && e.Kind != KindSymlink) || !strings.HasSuffix(p, ".conf") {
+				continue
+			}
+			links[path.Join("etc", d, path.Base(p))] = "/" + p
+		}
+	}
 	return links, nil
 }
+
+// ConfigDirs are the bundle's folders of systemd configuration linked into
+// /etc/<dir>/ beside the units: the packages' system users (username in
+// buildinfo.json) and state folders (state_directory).
+var ConfigDirs = []string{"sysusers.d", "tmpfiles.d"}
 
 // LinkUnits creates the links UnitLinks names.
 func (t *Tree) LinkUnits(prefix string) error {

@@ -267,6 +267,38 @@ link_units() {
     atomic_link "$PREFIX/systemd/$u" "$UNITDIR/$u"
   done
   atomic_link /etc/systemd/system/cluster.target "$WANTS/cluster.target"
+  for d in $CONFDIRS; do
+    for u in $(confs_of "$1" "$d"); do
+      if ! [ -d "$ROOT/etc/$d" ]; then
+        state_set "etc_${d%.d}_created" 1 # before mkdir: uninstall removes it
+        mkdir -p "$ROOT/etc/$d"
+      fi
+      atomic_link "$PREFIX/$d/$u" "$ROOT/etc/$d/$u"
+    done
+  done
+}
+
+# CONFDIRS: the bundle's systemd configuration folders linked into /etc
+# beside the units (overlay.ConfigDirs): system users and state folders.
+CONFDIRS="sysusers.d tmpfiles.d"
+confs_of() { # confs_of DIR KIND: *.conf files or links directly in DIR/KIND
+  [ -d "$1/$2" ] || return 0
+  find "$1/$2" -mindepth 1 -maxdepth 1 \( -type f -o -type l \) -name '*.conf' -printf '%f\n' | LC_ALL=C sort
+}
+
+# unlink_confs [RELEASE]: remove our /etc/<confdir> links that RELEASE does
+# not ship (all of them without RELEASE).
+unlink_confs() {
+  local d l t
+  for d in $CONFDIRS; do
+    for l in "$ROOT/etc/$d"/*; do
+      [ -L "$l" ] || continue
+      t=$(readlink "$l")
+      case $t in "$PREFIX/$d"/*) ;; *) continue ;; esac
+      if [ -n "${1:-}" ] && { [ -e "$1/$d/${t##*/}" ] || [ -L "$1/$d/${t##*/}" ]; }; then continue; fi
+      rm -f "$l"
+    done
+  done
 }
 
 # unlink_stale_units RELEASE: remove our links to units RELEASE does not ship.
@@ -279,6 +311,7 @@ unlink_stale_units() {
     u=${t#"$PREFIX"/systemd/}
     [ -f "$1/systemd/$u" ] || rm -f "$l"
   done
+  unlink_confs "$1"
 }
 
 bake_role() {
@@ -362,6 +395,10 @@ gc_releases() { # keep the current and the old release only
 start_units() {
   [ $LIVE = 1 ] || return 0
   systemctl daemon-reload
+  # What systemd does at boot for images: the packages' users, then their
+  # state folders.
+  systemd-sysusers || die "systemd-sysusers failed creating the packages' system users"
+  systemd-tmpfiles --create --prefix=/var/lib || die "systemd-tmpfiles failed creating the packages' state folders"
   systemctl start --no-block cluster.target
   say "cluster.target started; follow the join with: journalctl -fu cluster-firstboot"
 }
@@ -461,6 +498,10 @@ do_uninstall() {
   if [ -L "$WANTS/cluster.target" ] && [ "$(readlink "$WANTS/cluster.target")" = /etc/systemd/system/cluster.target ]; then
     rm -f "$WANTS/cluster.target"
   fi
+  unlink_confs
+  for d in $CONFDIRS; do
+    if [ "$(state_get "etc_${d%.d}_created")" = 1 ]; then rmdir "$ROOT/etc/$d" 2>/dev/null || true; fi
+  done
   rmdir "$WANTS" 2>/dev/null || true
   if [ "$(state_get role_written)" = 1 ]; then rm -f "$ROLEFILE"; fi
   if [ "$(state_get etc_cluster_created)" = 1 ]; then rmdir "$ROOT/etc/cluster" 2>/dev/null || true; fi

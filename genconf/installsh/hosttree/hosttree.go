@@ -40,11 +40,16 @@ func (n Node) String() string {
 
 // Snapshot maps a key to its node. Keys: "prefix/<path below the prefix>",
 // "etc/systemd/system/<unit link>", "etc/systemd/system/multi-user.target.wants/cluster.target",
-// "etc/cluster/role".
+// "etc/cluster/role", "etc/sysusers.d/<link>", "etc/tmpfiles.d/<link>".
 type Snapshot map[string]Node
 
 // unitLink reports whether a link in /etc/systemd/system is the install's.
 func unitLink(prefix, key, target string) bool {
+	for _, d := range overlay.ConfigDirs {
+		if path.Dir(key) == "etc/"+d && strings.HasPrefix(target, prefix+"/"+d+"/") {
+			return true
+		}
+	}
 	return strings.HasPrefix(target, prefix+"/systemd/") ||
 		(key == "etc/systemd/system/multi-user.target.wants/cluster.target" && target == "/etc/systemd/system/cluster.target")
 }
@@ -83,7 +88,11 @@ func FromDisk(root, prefix string) (Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, dir := range []string{"etc/systemd/system", "etc/systemd/system/multi-user.target.wants"} {
+	dirs := []string{"etc/systemd/system", "etc/systemd/system/multi-user.target.wants"}
+	for _, d := range overlay.ConfigDirs {
+		dirs = append(dirs, "etc/"+d)
+	}
+	for _, dir := range dirs {
 		ents, err := os.ReadDir(filepath.Join(root, dir))
 		if err != nil && !os.IsNotExist(err) {
 			return nil, err
@@ -139,7 +148,8 @@ func FromTree(t *overlay.Tree, prefix string) (Snapshot, error) {
 		switch {
 		case strings.HasPrefix(e.Path, pre+"/"):
 			key = "prefix/" + strings.TrimPrefix(e.Path, pre+"/")
-		case path.Dir(e.Path) == "etc/systemd/system" || path.Dir(e.Path) == "etc/systemd/system/multi-user.target.wants":
+		case path.Dir(e.Path) == "etc/systemd/system" || path.Dir(e.Path) == "etc/systemd/system/multi-user.target.wants" ||
+			path.Dir(e.Path) == "etc/sysusers.d" || path.Dir(e.Path) == "etc/tmpfiles.d":
 			if e.Kind != overlay.KindSymlink || !unitLink(prefix, e.Path, e.Link) {
 				continue
 			}

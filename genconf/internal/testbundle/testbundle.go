@@ -126,7 +126,10 @@ func Base(outDir string, o Options) (string, error) {
 		appFiles = append(appFiles, file("lib/padding.bin", 0o644, padding(o.Padding, o.Version)))
 	}
 	if o.ExtraUnit != "" {
-		appFiles = append(appFiles, dir("systemd"), file("systemd/"+o.ExtraUnit, 0o644, unit("app")))
+		appFiles = append(appFiles, dir("systemd"), file("systemd/"+o.ExtraUnit, 0o644, unit("app")),
+			// a system user and its state folder, as pkgbuild writes them
+			dir("sysusers.d"), file("sysusers.d/app.conf", 0o644, "u app - \"app\" /var/lib/app\n"),
+			dir("tmpfiles.d"), file("tmpfiles.d/app.conf", 0o644, "d /var/lib/app 0750 app app -\n"))
 	}
 	app, err := writePackage(outDir, "app", appFiles)
 	if err != nil {
