@@ -66,7 +66,7 @@ func TestBuildinfo(t *testing.T) {
 		units    map[string][]string
 	}{
 		{name: "firstboot", sources: []string{"firstboot"},
-			units: map[string][]string{"cluster.target": {}, "cluster-ipdetect.service": {}, "cluster-firstboot.service": {}}},
+			units: map[string][]string{"cluster.target": {}, "cluster-ipdetect.service": {}, "cluster-firstboot.service": {}, "cluster-testd.path": {}, "cluster-testd.service": {}}},
 		{name: "clusterd", sources: []string{"src", "units"},
 			units: map[string][]string{"clusterd-master.service": {"master"}, "clusterd-agent.service": {"agent", "agent_public"}}},
 		{name: "join-check", requires: []string{"clusterd"}},
@@ -264,7 +264,7 @@ func TestBuilds(t *testing.T) {
 		noToken []string          // files that must not hold @PREFIX@
 	}{
 		{name: "firstboot",
-			files:  []string{"bin", "bin/cluster-firstboot", "systemd", "systemd/cluster-firstboot.service", "systemd/cluster-ipdetect.service", "systemd/cluster.target"},
+			files:  []string{"bin", "bin/cluster-firstboot", "systemd", "systemd/cluster-firstboot.service", "systemd/cluster-ipdetect.service", "systemd/cluster-testd.path", "systemd/cluster-testd.service", "systemd/cluster.target"},
 			static: []string{"bin/cluster-firstboot"},
 			grep: map[string]string{
 				"systemd/cluster-firstboot.service": "ExecStart=/opt/cluster/bin/cluster-firstboot join\n",
