@@ -132,3 +132,11 @@ func artifact(t *testing.T, res *build.Result, format string) string {
 	t.Fatalf("no %s artifact in %+v", format, res.Artifacts)
 	return ""
 }
+
+// buildImageOpts is buildImage to qcow2 with a kernel command line.
+func buildImageOpts(t *testing.T, cb, role, cmdline string) (*build.Result, error) {
+	t.Helper()
+	return build.Run(context.Background(), testLogger(t), build.Options{
+		Base: baseTar(t), Bundle: cb, Role: role, OutDir: t.TempDir(), Name: "host", Formats: []string{"qcow2"}, KernelCmdline: cmdline,
+	})
+}
