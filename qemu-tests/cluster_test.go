@@ -1,6 +1,9 @@
 package qemutests
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +48,106 @@ func TestClusterOneImageThreeRoles(t *testing.T) {
 		}
 		requireCase(t, n, boottest.CaseClusterSide, true)
 		t.Logf("%s (%s): boot to joined %.1fs", n.Name, n.Role, n.JoinedSeconds)
+	}
+}
+
+// TestClusterAnyOrder boots the agents first and the master 90 s later:
+// the agents wait for it, and all three join without intervention.
+func TestClusterAnyOrder(t *testing.T) {
+	t.Parallel()
+	img := artifact(t, buildImage(t, clusterBundleConfig(t, clusterConfig, ""), "", "qcow2"), "qcow2")
+	nodes, err := boottest.ParseNodes("agent=2,master=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes[2].Delay = 90 * time.Second
+	rep := runBoottest(t, boottest.Spec{Image: img, Nodes: nodes, Timeout: 8 * time.Minute})
+	if !rep.Passed() {
+		for _, n := range rep.Nodes {
+			t.Errorf("%s\nconsole tail:\n%s", n.Verdict(), n.ConsoleTail)
+		}
+		return
+	}
+	for _, n := range rep.Nodes {
+		t.Logf("%s (%s, started %s late): boot to joined %.1fs", n.Name, n.Role, map[bool]string{true: "90s", false: "0s"}[n.Role == "master"], n.JoinedSeconds)
+	}
+	// The agents were waiting before the master came: their console shows
+	// firstboot started well before they joined.
+	for _, n := range rep.Nodes[:2] {
+		if n.JoinedSeconds < 90 {
+			t.Errorf("%s joined %.1fs after power-on, before its master was even started", n.Name, n.JoinedSeconds)
+		}
+	}
+}
+
+// TestClusterPowerCutMidJoin cuts the power of an agent while firstboot
+// waits for its master (no master runs yet), then boots the same disk again
+// with the master: the agent completes its join (a fresh join, not
+// "already joined": the cut left no marker behind).
+func TestClusterPowerCutMidJoin(t *testing.T) {
+	t.Parallel()
+	img := artifact(t, buildImage(t, clusterBundleConfig(t, clusterConfig, ""), "", "qcow2"), "qcow2")
+	agentDisk := filepath.Join(t.TempDir(), "agent.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", img, agentDisk).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	agent := boottest.Node{Name: "agent-1", Role: "agent", LinkIP: "192.168.76.21", Disk: agentDisk, Persistent: true}
+	rep := runBoottest(t, boottest.Spec{Image: img, Nodes: []boottest.Node{agent},
+		PowerCutAt: `cluster-firstboot: role agent`, ArtifactsDir: filepath.Join(t.TempDir(), "cut")})
+	if !rep.Passed() {
+		t.Fatalf("power cut: %s\n%s", rep.Nodes[0].Verdict(), rep.Nodes[0].ConsoleTail)
+	}
+	rep = runBoottest(t, boottest.Spec{Image: img, Timeout: 8 * time.Minute, Nodes: []boottest.Node{
+		{Name: "master-1", Role: "master", LinkIP: "192.168.76.11"}, agent}})
+	for _, n := range rep.Nodes {
+		if !n.Passed() {
+			t.Errorf("after the power cut: %s\n%s", n.Verdict(), n.ConsoleTail)
+		}
+	}
+	if a := rep.Nodes[1]; !strings.Contains(a.JoinLine, "cluster-firstboot: joined cluster lab as agent with IP 192.168.76.21") {
+		t.Errorf("agent after the power cut: join line %q, want a fresh join", a.JoinLine)
+	}
+}
+
+// ipDetectModes is an ip-detect that misbehaves as the node's credential
+// test.ipdetect says, and otherwise takes the route to the master.
+const ipDetectModes = `#!/bin/sh
+mode=$(cat /run/credentials/@system/test.ipdetect 2>/dev/null || echo route)
+case $mode in
+hang) sleep 600 ;;
+garbage) echo 'eth0:<BROADCAST,UP>' ;;
+foreign) echo 203.0.113.7 ;;
+*) . /opt/cluster/etc/cluster.env; ip -4 route get "${MASTER_LIST%% *}" | sed -n 's/.* src \([0-9.]*\).*/\1/p' ;;
+esac
+`
+
+// TestIPDetectFailuresNeverJoin boots one image three times, with an
+// ip-detect that hangs, prints garbage or prints an address that is not on
+// the host: none may join, and the report and the journal say why.
+func TestIPDetectFailuresNeverJoin(t *testing.T) {
+	t.Parallel()
+	cfg := strings.Replace(clusterConfig, "ip_detect_timeout: 30s", "ip_detect_timeout: 2s", 1)
+	img := artifact(t, buildImage(t, clusterBundleConfig(t, cfg, ipDetectModes), "master", "qcow2"), "qcow2")
+	want := map[string]string{
+		"hang":    "timed out after 2s",
+		"garbage": `printed "eth0:<BROADCAST,UP>\n": that is not an IP address`,
+		"foreign": `printed "203.0.113.7\n", which is not assigned to any local interface`,
+	}
+	var nodes []boottest.Node
+	for _, mode := range []string{"hang", "garbage", "foreign"} {
+		nodes = append(nodes, boottest.Node{Name: mode, Credentials: map[string]string{"test.ipdetect": mode}})
+	}
+	const noState = "test ! -e /var/lib/cluster/joined && test ! -e /var/lib/cluster/ip && test ! -e /run/cluster/ip.env"
+	rep := runBoottest(t, boottest.Spec{Image: img, Nodes: nodes, Timeout: 8 * time.Minute, Checks: []string{noState}})
+	for _, n := range rep.Nodes {
+		c := requireCase(t, n, boottest.CaseJoined, false)
+		if !strings.Contains(c.Reason, "firstboot failed: ip-detect /opt/cluster/etc/ip-detect gave no usable IP") || !strings.Contains(c.Reason, want[n.Name]) {
+			t.Errorf("%s: reason %q lacks %q", n.Name, c.Reason, want[n.Name])
+		}
+		requireCase(t, n, boottest.CheckCase(noState), true)
+		j, err := os.ReadFile(n.Journal)
+		if err != nil || !strings.Contains(string(j), want[n.Name]) {
+			t.Errorf("%s: the journal excerpt does not say why (%v)", n.Name, err)
+		}
 	}
 }

@@ -44,6 +44,9 @@ const (
 // CheckCase is the name of the case of a user check.
 func CheckCase(cmd string) string { return "check: " + cmd }
 
+// PowerCutCase is the name of the case of Spec.PowerCutAt.
+func PowerCutCase(re string) string { return "power cut at: " + re }
+
 // ExpectCase is the name of the case of an expected console line.
 func ExpectCase(re string) string { return "console: " + re }
 
@@ -74,8 +77,10 @@ func Run(ctx context.Context, log *slog.Logger, spec Spec) (*Report, error) {
 		return nil, fmt.Errorf("test spec: %w", err)
 	}
 	log = spec.Log
-	if _, err := os.Stat(spec.Image); err != nil {
-		return nil, fmt.Errorf("image: %w", err)
+	for _, n := range spec.Nodes {
+		if _, err := os.Stat(n.Disk); err != nil {
+			return nil, fmt.Errorf("image: %w", err)
+		}
 	}
 	artifacts := spec.ArtifactsDir
 	if artifacts == "" {
@@ -103,7 +108,11 @@ func Run(ctx context.Context, log *slog.Logger, spec Spec) (*Report, error) {
 	rep := &Report{Image: spec.Image, Accel: accel}
 
 	var hub *qemu.Hub
-	if len(spec.Nodes) > 1 {
+	linked := false
+	for _, n := range spec.Nodes {
+		linked = linked || n.LinkIP != ""
+	}
+	if linked {
 		if hub, err = qemu.NewHub(log); err != nil {
 			return nil, err
 		}
@@ -138,6 +147,7 @@ func Run(ctx context.Context, log *slog.Logger, spec Spec) (*Report, error) {
 		}
 	}()
 
+	ns := func(i int) Node { return spec.Nodes[i] }
 	// Boot and wait for firstboot on every node at once: agents wait for
 	// their masters, so nodes must run side by side.
 	var wg sync.WaitGroup
@@ -145,7 +155,7 @@ func Run(ctx context.Context, log *slog.Logger, spec Spec) (*Report, error) {
 	var startMu sync.Mutex
 	for i, n := range nodes {
 		cfg := qemu.Config{
-			Disk: spec.Image, Snapshot: !spec.Persistent, Accel: accel, Memory: spec.Memory, CPUs: spec.CPUs,
+			Disk: ns(i).Disk, Snapshot: !ns(i).Persistent, Accel: accel, Memory: spec.Memory, CPUs: spec.CPUs,
 			WorkDir: filepath.Join(n.dir, "vm"), ConsoleLog: n.rep.ConsoleLog, Log: log.With("node", n.spec.Name),
 			SerialPorts:       []qemu.SerialPort{{Name: ChannelName, Socket: filepath.Join(sockDir, fmt.Sprintf("n%d.sock", i))}},
 			SMBIOSCredentials: credentials(n.spec, i),
@@ -168,14 +178,19 @@ func Run(ctx context.Context, log *slog.Logger, spec Spec) (*Report, error) {
 		return nil, startErr
 	}
 	// The cluster's view needs every node up: ask once all joined or gave up.
-	if !spec.NoJoin {
+	if !spec.NoJoin && spec.PowerCutAt == "" {
 		for _, n := range nodes {
 			wg.Go(func() { n.clusterSide(ctx, spec, nodes) })
 		}
 		wg.Wait()
 	}
 	for _, n := range nodes {
-		wg.Go(func() { n.finish(ctx, spec) })
+		if spec.PowerCutAt == "" {
+			wg.Go(func() { n.finish(ctx, spec) })
+		} else if n.con != nil {
+			n.rep.Phases = n.phases()
+			n.rep.ConsoleTail = n.con.tail(40)
+		}
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -236,6 +251,22 @@ func (n *node) boot(ctx context.Context, cfg qemu.Config, spec Spec) error {
 
 	bootCtx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
+	if spec.PowerCutAt != "" {
+		c := Case{Name: PowerCutCase(spec.PowerCutAt)}
+		if _, _, l, err := n.con.wait(bootCtx, 0, regexp.MustCompile(spec.PowerCutAt)); err != nil {
+			c.Reason = n.waitFailure(fmt.Sprintf("a console line matching %q", spec.PowerCutAt), err, spec.Timeout)
+		} else {
+			c.Passed, c.Output = true, l.text
+			c.Seconds = round(l.at.Seconds())
+			spec.Log.Info("power cut", "node", n.spec.Name, "at", l.text)
+		}
+		// SIGKILL: no shutdown, no sync.
+		if err := vm.Kill(); err != nil {
+			return err
+		}
+		n.rep.Cases = append(n.rep.Cases, c)
+		return nil
+	}
 	chDone := make(chan struct{})
 	go func() {
 		defer close(chDone)

@@ -47,8 +47,14 @@ type Spec struct {
 	// 192.168.76.0/24); see Node.LinkIP.
 	LinkNet string
 	// Persistent boots the image itself instead of an overlay, so a second
-	// Run sees what the first wrote (a reboot). Only with one node.
+	// Run sees what the first wrote (a reboot). Only with one node; see
+	// Node.Persistent for one node among several.
 	Persistent bool
+	// PowerCutAt, when set, is a regular expression: as soon as a console
+	// line of a node matches it, that VM is killed without a shutdown (a
+	// power cut) and the node's only case says whether the line came.
+	// With persistent disks the next Run shows what the host makes of it.
+	PowerCutAt string
 	// NoJoin skips the join assertions, for images without a cluster
 	// (the console, unit and user checks still run).
 	NoJoin bool
@@ -73,6 +79,10 @@ type Node struct {
 	Delay time.Duration
 	// Credentials are extra systemd credentials (SMBIOS type 11).
 	Credentials map[string]string
+	// Disk boots this image instead of Spec.Image.
+	Disk string
+	// Persistent writes to the node's disk instead of an overlay.
+	Persistent bool
 }
 
 // ParseNodes reads "master=1,agent=2" into nodes named master-1, agent-1,
@@ -123,7 +133,13 @@ var nodeNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 func (s Spec) withDefaults() (Spec, error) {
 	var errs []error
 	if s.Image == "" {
-		errs = append(errs, errors.New("image: required"))
+		missing := len(s.Nodes) == 0
+		for _, n := range s.Nodes {
+			missing = missing || n.Disk == ""
+		}
+		if missing {
+			errs = append(errs, errors.New("image: required"))
+		}
 	}
 	if s.Timeout == 0 {
 		s.Timeout = 5 * time.Minute
@@ -168,8 +184,14 @@ func (s Spec) withDefaults() (Spec, error) {
 		s.Nodes = []Node{{}}
 	}
 	if s.Persistent && len(s.Nodes) > 1 {
-		errs = append(errs, errors.New("persistent: only with one node (nodes would write the same disk)"))
+		errs = append(errs, errors.New("persistent: only with one node (nodes would write the same disk); use Node.Persistent with Node.Disk"))
 	}
+	if s.PowerCutAt != "" {
+		if _, err := regexp.Compile(s.PowerCutAt); err != nil {
+			errs = append(errs, fmt.Errorf("power cut at %q: %w", s.PowerCutAt, err))
+		}
+	}
+	written := map[string]string{}
 	nodes := make([]Node, len(s.Nodes))
 	counts := map[string]int{}
 	names := map[string]bool{}
@@ -205,6 +227,18 @@ func (s Spec) withDefaults() (Spec, error) {
 			if err != nil || !link.Contains(ip) {
 				errs = append(errs, fmt.Errorf("node %s: link IP %q: want an address in %s", n.Name, n.LinkIP, s.LinkNet))
 			}
+		}
+		if n.Disk == "" {
+			n.Disk = s.Image
+		}
+		if s.Persistent {
+			n.Persistent = true
+		}
+		if n.Persistent {
+			if other, ok := written[n.Disk]; ok {
+				errs = append(errs, fmt.Errorf("nodes %s and %s would both write %s", other, n.Name, n.Disk))
+			}
+			written[n.Disk] = n.Name
 		}
 		if n.Delay < 0 {
 			errs = append(errs, fmt.Errorf("node %s: negative delay", n.Name))
