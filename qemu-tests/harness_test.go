@@ -49,13 +49,18 @@ func parseJUnit(t *testing.T, rep *boottest.Report) junitDoc {
 }
 
 // TestHarnessFailingUnitAndCheck boots an image whose kernel command line
-// runs a unit that fails (systemd.run=/bin/false) with a passing and a
+// pulls in a unit that fails (systemd.wants= a user runtime directory for a
+// user that does not exist) with a passing and a
 // failing user check: firstboot still joins, but the failed unit and the
 // failed check are reported, with the unit's journal, the check's output
 // and the console tail in JUnit.
+// failingUnit exists in every systemd image and fails at once: uid 4242
+// has no user.
+const failingUnit = "user-runtime-dir@4242.service"
+
 func TestHarnessFailingUnitAndCheck(t *testing.T) {
 	t.Parallel()
-	res, err := buildImageOpts(t, clusterBundle(t, ""), "master", disk.DefaultKernelCmdline+" systemd.run=/bin/false systemd.run_success_action=none systemd.run_failure_action=none")
+	res, err := buildImageOpts(t, clusterBundle(t, ""), "master", disk.DefaultKernelCmdline+" systemd.wants="+failingUnit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,8 +74,8 @@ func TestHarnessFailingUnitAndCheck(t *testing.T) {
 	requireCase(t, n, boottest.CaseClusterSide, true)
 	requireCase(t, n, boottest.CheckCase("true"), true)
 	u := requireCase(t, n, boottest.CaseNoFailed, false)
-	if !strings.Contains(u.Reason, "kernel-command-line.service") {
-		t.Errorf("failed units reason does not name kernel-command-line.service: %s", u.Reason)
+	if !strings.Contains(u.Reason, failingUnit) || !strings.Contains(u.Reason, "4242") {
+		t.Errorf("failed units reason does not name %s or quote its journal: %s", failingUnit, u.Reason)
 	}
 	c := requireCase(t, n, boottest.CheckCase("echo looking for the file; test -e /etc/no-such-file"), false)
 	if !strings.Contains(c.Reason, "exited 1") || !strings.Contains(c.Reason, "looking for the file") {
@@ -93,7 +98,7 @@ func TestHarnessFailingUnitAndCheck(t *testing.T) {
 	}
 	if n.Journal == "" {
 		t.Errorf("no journal excerpt kept")
-	} else if j, err := os.ReadFile(n.Journal); err != nil || !bytes.Contains(j, []byte("kernel-command-line.service")) {
+	} else if j, err := os.ReadFile(n.Journal); err != nil || !bytes.Contains(j, []byte(failingUnit)) {
 		t.Errorf("journal excerpt %s lacks the failed unit (%v)", n.Journal, err)
 	}
 }

@@ -79,7 +79,7 @@ func (c *channel) ready(ctx context.Context) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("no answer on the test channel (is cluster-testd in the image? it needs the firstboot package with cluster-testd.path): %w", ctx.Err())
+			return fmt.Errorf("no answer on the test channel by the end of the boot timeout (if the boot finished: is cluster-testd.path in the image? it comes with the firstboot package): %w", ctx.Err())
 		}
 		if !errors.Is(err, context.DeadlineExceeded) && !isTimeout(err) {
 			return err
