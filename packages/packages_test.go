@@ -22,11 +22,15 @@ import (
 const prefix = "/opt/cluster"
 
 type source struct {
-	Kind   string `json:"kind"`
-	URL    string `json:"url,omitempty"`
-	SHA256 string `json:"sha256,omitempty"`
-	Ref    string `json:"ref,omitempty"`
-	Path   string `json:"path,omitempty"`
+	Kind     string   `json:"kind"`
+	URL      string   `json:"url,omitempty"`
+	SHA256   string   `json:"sha256,omitempty"`
+	Commit   string   `json:"commit,omitempty"`
+	Path     string   `json:"path,omitempty"`
+	Module   string   `json:"module,omitempty"`
+	Version  string   `json:"version,omitempty"`
+	GoSum    string   `json:"go_sum,omitempty"`
+	Packages []string `json:"packages,omitempty"`
 }
 
 type buildinfo struct {

@@ -23,6 +23,7 @@ type Builder struct {
 	opts   Options
 	store  Store
 	src    *sourceCache
+	gomod  *goModules
 	treeMu sync.Mutex
 }
 
@@ -36,6 +37,12 @@ func New(opts Options) (*Builder, error) {
 		opts:  o,
 		store: Store{Dir: o.StoreDir},
 		src:   &sourceCache{dir: filepath.Join(o.CacheDir, "sources"), client: o.HTTPClient, log: o.Logger},
+		gomod: &goModules{
+			dir:      filepath.Join(o.CacheDir, "sources", "gomod"),
+			modCache: filepath.Join(o.CacheDir, "gomodcache"),
+			env:      o.GoEnv,
+			log:      o.Logger,
+		},
 	}, nil
 }
 

@@ -19,19 +19,35 @@ const (
 	KindURLExtract = "url_extract"
 	KindGit        = "git"
 	KindDir        = "dir"
+	KindGoModule   = "go_module"
 )
+
+// kindList names the source kinds for error messages.
+const kindList = "url, url_extract, git, dir or go_module"
 
 // Roles a unit may belong to.
 var validRoles = map[string]bool{"master": true, "agent": true, "agent_public": true}
 
 // Source is one entry of buildinfo.json "sources".
 type Source struct {
-	Kind   string `json:"kind"`
-	URL    string `json:"url,omitempty"`
+	Kind string `json:"kind"`
+	// URL of a url, url_extract or git source (for git also a local path).
+	URL string `json:"url,omitempty"`
+	// SHA256 of the file a url or url_extract source downloads.
 	SHA256 string `json:"sha256,omitempty"`
-	Ref    string `json:"ref,omitempty"`
+	// Commit is the full sha1 (40 hex digits) a git source checks out.
+	Commit string `json:"commit,omitempty"`
 	// Path of a dir source, relative to the package folder.
 	Path string `json:"path,omitempty"`
+	// Module and Version name a go_module source: module@version.
+	Module  string `json:"module,omitempty"`
+	Version string `json:"version,omitempty"`
+	// GoSum is the go.sum file (relative to the package folder) that pins
+	// every module a go_module source needs.
+	GoSum string `json:"go_sum,omitempty"`
+	// Packages are the Go packages a go_module build compiles (default: the
+	// module path); the fetch downloads what they import.
+	Packages []string `json:"packages,omitempty"`
 }
 
 // BuildInfo is packages/<name>/buildinfo.json.
@@ -56,6 +72,8 @@ type Definition struct {
 	Script        []byte
 	// DirSources maps each dir source to its resolved absolute path.
 	DirSources map[string]string
+	// GoSums maps each go_module source to the bytes of its go.sum.
+	GoSums map[string][]byte
 }
 
 // DefinitionError lists every problem found in one buildinfo.json, each with its
@@ -74,8 +92,14 @@ var (
 	sourceNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	sha256RE     = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	userRE       = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	unitRE       = regexp.MustCompile(`^[A-Za-z0-9:_.@-]+\.(service|socket|target|timer|path|mount|automount|slice|scope|swap|device)$`)
+	commitRE     = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	// moduleRE and versionRE accept what the go command accepts for a module
+	// path and a canonical semantic version (no queries like "latest").
+	moduleRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*\.[a-z]{2,}(/[A-Za-z0-9._~+-]+)*$`)
+	versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+incompatible)?$`)
+	goPkgRE   = regexp.MustCompile(`^[A-Za-z0-9._~+-]+(/[A-Za-z0-9._~+-]+)*$`)
+	userRE    = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	unitRE    = regexp.MustCompile(`^[A-Za-z0-9:_.@-]+\.(service|socket|target|timer|path|mount|automount|slice|scope|swap|device)$`)
 )
 
 // reservedEnv are variables the builder sets that buildinfo "environment" may not
@@ -83,6 +107,7 @@ var (
 var reservedEnv = map[string]bool{
 	"SRC": true, "OUT": true, "PKG_PATH": true, "PKG_ID": true, "PKG_NAME": true,
 	"CLUSTER_PREFIX": true, "SOURCE_DATE_EPOCH": true, "GOCACHE": true, "HOME": true, "TMPDIR": true,
+	"GOMODCACHE": true, "GOPROXY": true, "GOTOOLCHAIN": true, "GOSUMDB": true,
 }
 
 // CheckName reports whether name can name a package: lowercase letters, digits
@@ -125,7 +150,7 @@ func LoadDefinition(repoRoot, packagesDir, name string) (*Definition, error) {
 	if dec.More() {
 		return nil, &DefinitionError{File: file, Problems: []string{"trailing data after the JSON object"}}
 	}
-	d := &Definition{Name: name, Dir: dir, Info: info, BuildInfoJSON: raw, Script: script, DirSources: map[string]string{}}
+	d := &Definition{Name: name, Dir: dir, Info: info, BuildInfoJSON: raw, Script: script, DirSources: map[string]string{}, GoSums: map[string][]byte{}}
 	if probs := d.validate(repoRoot); len(probs) > 0 {
 		return nil, &DefinitionError{File: file, Problems: probs}
 	}
@@ -145,55 +170,7 @@ func (d *Definition) validate(repoRoot string) []string {
 		if !sourceNameRE.MatchString(sn) {
 			add("%s: source name must be letters, digits, '.', '_' or '-'", field)
 		}
-		unused := func(names ...string) {
-			vals := map[string]string{"url": s.URL, "sha256": s.SHA256, "ref": s.Ref, "path": s.Path}
-			for _, n := range names {
-				if vals[n] != "" {
-					add("%s.%s: not used by kind %q", field, n, s.Kind)
-				}
-			}
-		}
-		switch s.Kind {
-		case KindURL, KindURLExtract:
-			if s.URL == "" {
-				add("%s.url: required for kind %q", field, s.Kind)
-			}
-			if !sha256RE.MatchString(s.SHA256) {
-				add("%s.sha256: required for kind %q, 64 lowercase hex digits (got %q)", field, s.Kind, s.SHA256)
-			}
-			unused("ref", "path")
-		case KindGit:
-			if s.URL == "" {
-				add("%s.url: required for kind git", field)
-			}
-			if s.Ref == "" {
-				add("%s.ref: required for kind git", field)
-			}
-			unused("sha256", "path")
-		case KindDir:
-			unused("url", "sha256", "ref")
-			if s.Path == "" {
-				add("%s.path: required for kind dir", field)
-				continue
-			}
-			if filepath.IsAbs(s.Path) {
-				add("%s.path: %q must be relative to the package folder", field, s.Path)
-				continue
-			}
-			if realRoot == "" {
-				continue
-			}
-			p, err := resolveInside(realRoot, filepath.Join(d.Dir, s.Path))
-			if err != nil {
-				add("%s.path: %v", field, err)
-				continue
-			}
-			d.DirSources[sn] = p
-		case "":
-			add("%s.kind: required (url, url_extract, git or dir)", field)
-		default:
-			add("%s.kind: unknown kind %q (want url, url_extract, git or dir)", field, s.Kind)
-		}
+		probs = append(probs, d.validateSource(realRoot, field, sn, s)...)
 	}
 	seen, requireEnv := map[string]bool{}, map[string]bool{}
 	for i, r := range d.Info.Requires {
@@ -235,7 +212,10 @@ func (d *Definition) validate(repoRoot string) []string {
 
 // resolveInside resolves p (following symlinks) and requires the result to be a
 // directory inside realRoot.
-func resolveInside(realRoot, p string) (string, error) {
+func resolveInside(realRoot, p string) (string, error) { return resolveKind(realRoot, p, true) }
+
+// resolveKind is resolveInside for a directory (dir) or a regular file.
+func resolveKind(realRoot, p string, dir bool) (string, error) {
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -251,8 +231,11 @@ func resolveInside(realRoot, p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !fi.IsDir() {
+	if dir && !fi.IsDir() {
 		return "", fmt.Errorf("%s is not a directory", p)
+	}
+	if !dir && !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", p)
 	}
 	return real, nil
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 
 	"imagebuilder/pkgbuild/archive"
 )
@@ -28,6 +29,8 @@ type sourceCache struct {
 	dir    string
 	client *http.Client
 	log    *slog.Logger
+	// gitMu serialises fetches into the bare repositories.
+	gitMu sync.Mutex
 }
 
 // fetch returns the path of a verified local copy of rawURL with the given sha256,

@@ -146,3 +146,60 @@ func resultByName(t *testing.T, rs []Result, name string) Result {
 	t.Fatalf("no result for %s in %+v", name, rs)
 	return Result{}
 }
+
+func requireGo(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Fatal("go not on PATH: go_module sources need the Go toolchain (Go 1.26 from go.dev)")
+	}
+}
+
+// extractTarball unpacks a package tarball into dir with the strict reader.
+func extractTarball(t *testing.T, file, dir string) {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := archive.NewDecompressor(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	if err := archive.Extract(archive.NewReader(zr, archive.Policy{Prefix: DefaultPrefix}), dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runBin runs a binary and returns its combined output.
+func runBin(path string, args ...string) (string, error) {
+	out, err := exec.Command(path, args...).CombinedOutput()
+	return string(out), err
+}
+
+// testGoCache is one CacheDir for the tests that compile Go in the sandbox, so
+// the standard library is compiled once per test run, not once per builder.
+var testGoCache struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// sharedGoCache sets o.CacheDir to the run's shared cache directory.
+func sharedGoCache(t *testing.T) func(*Options) {
+	t.Helper()
+	testGoCache.once.Do(func() { testGoCache.dir, testGoCache.err = os.MkdirTemp("", "pkgbuild-test-cache-") })
+	if testGoCache.err != nil {
+		t.Fatal(testGoCache.err)
+	}
+	return func(o *Options) { o.CacheDir = testGoCache.dir }
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testGoCache.dir != "" {
+		removeAll(testGoCache.dir)
+	}
+	os.Exit(code)
+}

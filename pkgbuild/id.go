@@ -10,7 +10,7 @@ import (
 
 // BuilderVersion is part of every package id: bump it whenever a change to the
 // builder (sandbox, environment, normalisation) can change package output.
-const BuilderVersion = "imagebuilder-pkgbuild/1"
+const BuilderVersion = "imagebuilder-pkgbuild/2"
 
 // idHashLen is how many hex digits of the sha256 a package id keeps.
 const idHashLen = 32
@@ -18,10 +18,13 @@ const idHashLen = 32
 // SourceDigest identifies the content of one source.
 type SourceDigest struct {
 	Kind string `json:"kind"`
-	// Digest is the sha256 of the fetched file (url, url_extract) or the tree
-	// hash of the directory (dir).
+	// Digest is the sha256 of the fetched file (url, url_extract), the tree
+	// hash of the directory (dir), the commit id (git), or the hash over
+	// module, version, packages and go.sum (go_module).
 	Digest string `json:"digest"`
-	URL    string `json:"url,omitempty"`
+	// URL is where the source came from, as buildinfo.json gives it: the URL
+	// of url, url_extract and git sources, module@version of go_module sources.
+	URL string `json:"url,omitempty"`
 }
 
 // idInputs is everything a package id is computed over.

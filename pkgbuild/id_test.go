@@ -108,12 +108,3 @@ func TestPackageID(t *testing.T) {
 		})
 	}
 }
-
-func TestGitSourceNotSupported(t *testing.T) {
-	r := newRepo(t)
-	r.pkg("g", `{"sources": {"s": {"kind": "git", "url": "https://127.0.0.1/x.git", "ref": "main"}}}`, "true\n", nil)
-	_, err := r.builder(t.TempDir(), nil, nil).Plan()
-	if err == nil || !strings.Contains(err.Error(), "git sources are not supported yet") || !strings.Contains(err.Error(), "package g") {
-		t.Fatalf("got %v", err)
-	}
-}

@@ -35,6 +35,9 @@ type Options struct {
 	Sandbox Sandbox
 	// HTTPClient fetches http(s) sources; default a client with a 10 minute timeout.
 	HTTPClient *http.Client
+	// GoEnv is added to the environment of the go commands that fetch
+	// go_module sources (outside the sandbox), e.g. GOPROXY or GONOSUMDB.
+	GoEnv []string
 	// Path is $PATH inside the sandbox; default DefaultPath().
 	Path string
 	// Logger receives progress; default discards.

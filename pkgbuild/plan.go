@@ -49,8 +49,11 @@ func (b *Builder) Plan(names ...string) (*Plan, error) {
 				p.Sources[sn] = SourceDigest{Kind: s.Kind, Digest: sum}
 			case KindURL, KindURLExtract:
 				p.Sources[sn] = SourceDigest{Kind: s.Kind, Digest: s.SHA256, URL: s.URL}
+			case KindGoModule:
+				p.Sources[sn] = SourceDigest{Kind: s.Kind, Digest: goModuleDigest(s, d.GoSums[sn]), URL: s.Module + "@" + s.Version}
 			case KindGit:
-				return nil, fmt.Errorf("package %s: source %s: git sources are not supported yet (use url_extract with a sha256 or dir)", name, sn)
+				// The commit id names the tree.
+				p.Sources[sn] = SourceDigest{Kind: s.Kind, Digest: s.Commit, URL: s.URL}
 			}
 		}
 		for _, r := range d.Info.Requires {

@@ -13,11 +13,12 @@ import (
 
 // Paths inside the sandbox.
 const (
-	sandboxSrc     = "/tmp/src"
-	sandboxHome    = "/tmp/home"
-	sandboxWork    = "/tmp/work"
-	sandboxGoCache = "/tmp/gocache"
-	sandboxScript  = "/tmp/pkgbuild/build"
+	sandboxSrc      = "/tmp/src"
+	sandboxHome     = "/tmp/home"
+	sandboxWork     = "/tmp/work"
+	sandboxGoCache  = "/tmp/gocache"
+	sandboxModCache = "/tmp/gomodcache"
+	sandboxScript   = "/tmp/pkgbuild/build"
 )
 
 // sandboxSpec prepares work (output dir, script copy), the sources and the
@@ -45,6 +46,7 @@ func (b *Builder) sandboxSpec(ctx context.Context, p *Package, deps map[string]R
 		}
 		mounts = append(mounts, Mount{Source: tree, Target: OnHostPath(prefix, deps[c].ID)})
 	}
+	hasGoModule := false
 	for _, sn := range sortedKeys(p.Def.Info.Sources) {
 		s := p.Def.Info.Sources[sn]
 		target := sandboxSrc + "/" + sn
@@ -57,6 +59,19 @@ func (b *Builder) sandboxSpec(ctx context.Context, p *Package, deps map[string]R
 				return SandboxSpec{}, fmt.Errorf("source %s: %w", sn, err)
 			}
 			mounts = append(mounts, Mount{Source: file, Target: target + "/" + urlBase(s.URL)})
+		case KindGoModule:
+			dir, err := b.gomod.fetch(ctx, s, p.Def.GoSums[sn])
+			if err != nil {
+				return SandboxSpec{}, fmt.Errorf("source %s: %w", sn, err)
+			}
+			mounts = append(mounts, Mount{Source: dir, Target: target})
+			hasGoModule = true
+		case KindGit:
+			dir, err := b.src.gitTree(ctx, gitURL(p.Def.Dir, s.URL), s.Commit)
+			if err != nil {
+				return SandboxSpec{}, fmt.Errorf("source %s: %w", sn, err)
+			}
+			mounts = append(mounts, Mount{Source: dir, Target: target})
 		case KindURLExtract:
 			dir, err := b.src.extract(ctx, s.URL, s.SHA256)
 			if err != nil {
@@ -71,6 +86,13 @@ func (b *Builder) sandboxSpec(ctx context.Context, p *Package, deps map[string]R
 		Mount{Source: goCache, Target: sandboxGoCache, Writable: true},
 		Mount{Source: script, Target: sandboxScript},
 	)
+	dirs := []string{OnHostPath(prefix, ""), sandboxSrc, sandboxHome, sandboxWork}
+	if hasGoModule {
+		// Read-only: the build may read the modules go.sum pins, never add any.
+		mounts = append(mounts, Mount{Source: b.gomod.modCache, Target: sandboxModCache})
+	} else {
+		dirs = append(dirs, sandboxModCache)
+	}
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		return SandboxSpec{}, fmt.Errorf("bash not found: %w", err)
@@ -81,7 +103,7 @@ func (b *Builder) sandboxSpec(ctx context.Context, p *Package, deps map[string]R
 		Dir:     sandboxWork,
 		Hide:    prefix,
 		Mounts:  mounts,
-		Dirs:    []string{OnHostPath(prefix, ""), sandboxSrc, sandboxHome, sandboxWork},
+		Dirs:    dirs,
 		Network: p.Def.Info.Network,
 	}, nil
 }
@@ -102,8 +124,11 @@ func (b *Builder) environment(p *Package) []string {
 		"TMPDIR":            "/tmp",
 		"PATH":              b.opts.Path,
 		"GOCACHE":           sandboxGoCache,
-		"GOFLAGS":           "-mod=mod -trimpath",
+		"GOFLAGS":           "-mod=mod -trimpath -buildvcs=false",
 		"GOPROXY":           "off",
+		"GOSUMDB":           "off",
+		"GOMODCACHE":        sandboxModCache,
+		"GOTOOLCHAIN":       "local",
 		"CGO_ENABLED":       "0",
 	}
 	for r, id := range p.Requires {

@@ -22,7 +22,7 @@ requires, units, ...) and packages/<name>/build (a bash script that installs
 into $OUT). See "imagebuilder pkg build --help".`,
 		Example: `  imagebuilder pkg build --out build/bundle.tar.zst`,
 	}
-	cmd.AddCommand(newPkgBuildCmd(g))
+	cmd.AddCommand(newPkgBuildCmd(g), newPkgGoSumCmd(g))
 	return cmd
 }
 
