@@ -72,7 +72,7 @@ func TestBuildinfo(t *testing.T) {
 		{name: "firstboot", sources: []string{"firstboot"},
 			units: map[string][]string{"cluster.target": {}, "cluster-ipdetect.service": {}, "cluster-firstboot.service": {}, "cluster-testd.path": {}, "cluster-testd.service": {}}},
 		{name: "clusterd", sources: []string{"src", "units"},
-			units: map[string][]string{"clusterd-master.service": {"master"}, "clusterd-agent.service": {"agent", "agent_public"}}},
+			units: map[string][]string{"clusterd-master.service": {"master"}, "cluster-etcd.service": {"master"}, "clusterd-agent.service": {"agent", "agent_public"}}},
 		{name: "join-check", requires: []string{"clusterd"}},
 	}
 	for _, tc := range tests {
@@ -276,7 +276,7 @@ func TestBuilds(t *testing.T) {
 			},
 			noToken: []string{"systemd/cluster-firstboot.service", "systemd/cluster-ipdetect.service", "systemd/cluster.target"}},
 		{name: "clusterd",
-			files:  []string{"bin", "bin/clusterd", "systemd", "systemd/clusterd-agent.service", "systemd/clusterd-master.service"},
+			files:  []string{"bin", "bin/clusterd", "systemd", "systemd/cluster-etcd.service", "systemd/clusterd-agent.service", "systemd/clusterd-master.service"},
 			static: []string{"bin/clusterd"},
 			grep: map[string]string{
 				"systemd/clusterd-master.service": "ExecStart=/opt/cluster/bin/clusterd serve --role master\n",
