@@ -25,10 +25,16 @@ ip_detect_timeout: 30s
 join_timeout: 10m
 `
 
+// etcdMembers lists, from the master's etcd, the members and the hosts'
+// registration keys (run in a guest through the harness's channel).
+const etcdMembers = "/opt/cluster/bin/etcdctl --endpoints http://192.168.76.11:2379 member list && /opt/cluster/bin/etcdctl --endpoints http://192.168.76.11:2379 get --prefix --keys-only /cluster/members/"
+
 // TestClusterOneImageThreeRoles boots one image as 1 master and 2 agents
 // (copy-on-write overlays, role by SMBIOS credential), on two NICs each,
 // and asserts through the harness that all three join with their link
-// address and that the master's registry lists each of them.
+// address, that the join check passes from the master's side, and reads
+// the membership from the master's etcd: the master is an etcd member and
+// every host's key is there.
 func TestClusterOneImageThreeRoles(t *testing.T) {
 	t.Parallel()
 	img := artifact(t, buildImage(t, clusterBundleConfig(t, clusterConfig, ""), "", "qcow2"), "qcow2")
@@ -37,7 +43,7 @@ func TestClusterOneImageThreeRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := runBoottest(t, boottest.Spec{Image: img, Nodes: nodes, Timeout: 8 * time.Minute,
-		Checks: []string{"systemctl is-active clusterd-master.service || systemctl is-active clusterd-agent.service"}})
+		Checks: []string{"systemctl is-active clusterd-master.service cluster-etcd.service || systemctl is-active clusterd-agent.service", etcdMembers}})
 	for _, n := range rep.Nodes {
 		if !n.Passed() {
 			t.Errorf("%s\nconsole tail:\n%s", n.Verdict(), n.ConsoleTail)
@@ -48,6 +54,12 @@ func TestClusterOneImageThreeRoles(t *testing.T) {
 		}
 		requireCase(t, n, boottest.CaseClusterSide, true)
 		t.Logf("%s (%s): boot to joined %.1fs", n.Name, n.Role, n.JoinedSeconds)
+	}
+	c := requireCase(t, rep.Nodes[0], boottest.CheckCase(etcdMembers), true)
+	for _, w := range []string{"started, 192.168.76.11, http://192.168.76.11:2380, http://192.168.76.11:2379", "/cluster/members/192.168.76.11", "/cluster/members/192.168.76.21", "/cluster/members/192.168.76.22"} {
+		if !strings.Contains(c.Output, w) {
+			t.Errorf("the master's etcd lacks %q:\n%s", w, c.Output)
+		}
 	}
 }
 
