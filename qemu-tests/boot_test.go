@@ -23,9 +23,10 @@ var (
 	roleRE    = regexp.MustCompile(`cluster-firstboot: role master \(from ([^)]*)\)`)
 )
 
-//lint:ignore U1000 the helper other boot tests (added beside these) use to drive QEMU directly
 // bootVM starts a VM on disk with the console kept under the test's log dir
 // (saved on failure) and killed at the end of the test.
+//
+//lint:ignore U1000 the helper other boot tests (added beside these) use to drive QEMU directly
 func bootVM(t *testing.T, disk string, name string, creds map[string]string) *qemu.VM {
 	t.Helper()
 	logDir := os.Getenv("IMAGEBUILDER_TEST_LOGS")
