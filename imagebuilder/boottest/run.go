@@ -354,8 +354,8 @@ func round(s float64) float64 { return float64(int64(s*10+0.5)) / 10 }
 
 // clusterSide runs the role's join check for this node from the cluster's
 // side: on the first master node (or, without one, on the node itself),
-// with this node's IP, so the answer comes from the masters' registry and
-// not from the node's own files.
+// with this node's IP, so the answer comes from the cluster (etcd) and not
+// from the node's own files. It is retried every 2 s for CheckTimeout.
 func (n *node) clusterSide(ctx context.Context, spec Spec, nodes []*node) {
 	t0 := time.Now()
 	c := Case{Name: CaseClusterSide}
@@ -379,7 +379,21 @@ func (n *node) clusterSide(ctx context.Context, spec Spec, nodes []*node) {
 		return
 	}
 	cmd := fmt.Sprintf("set -a; . %[1]s/etc/cluster.env; DETECTED_IP=%[2]s; set +a; %[1]s/bin/cluster-join-check %[3]s", spec.Prefix, n.rep.IP, n.rep.Role)
-	res, err := asker.ch.run(ctx, cmd, spec.CheckTimeout)
+	// Poll like firstboot does: after a reboot the host is joined before
+	// its cluster services are back.
+	var res CmdResult
+	var err error
+	deadline := time.Now().Add(spec.CheckTimeout)
+	for attempt := 1; ; attempt++ {
+		res, err = asker.ch.run(ctx, cmd, spec.CheckTimeout)
+		if err != nil || (res.Exit == 0 && res.Error == "") || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
 	c.Output = fmt.Sprintf("on %s: %s\n%s", asker.spec.Name, cmd, res.Output)
 	switch {
 	case err != nil:
