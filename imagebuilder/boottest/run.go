@@ -384,7 +384,7 @@ func (n *node) clusterSide(ctx context.Context, spec Spec, nodes []*node) {
 	var res CmdResult
 	var err error
 	deadline := time.Now().Add(spec.CheckTimeout)
-	for attempt := 1; ; attempt++ {
+	for {
 		res, err = asker.ch.run(ctx, cmd, spec.CheckTimeout)
 		if err != nil || (res.Exit == 0 && res.Error == "") || time.Now().After(deadline) || ctx.Err() != nil {
 			break
