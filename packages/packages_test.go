@@ -348,12 +348,12 @@ func TestBuiltBinariesRun(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "usage: cluster-join-check ROLE") {
 		t.Errorf("cluster-join-check without a role: %v\n%s", err, out)
 	}
-	// No master serves 127.0.0.1:7070 here: the check must fail, naming it.
+	// No master's etcd serves 127.0.0.1:2379 here: the check must fail, naming it.
 	cmd = exec.Command(check, "agent")
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "DETECTED_IP=127.0.0.2", "MASTER_LIST=127.0.0.1"}
 	out, err = cmd.CombinedOutput()
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "127.0.0.1:7070") {
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "127.0.0.1:2379") {
 		t.Errorf("cluster-join-check agent with no master: %v\n%s", err, out)
 	}
 }

@@ -161,8 +161,18 @@ func TestEtcdRegisterAndCheck(t *testing.T) {
 	f.mu.Lock()
 	f.members[0].ClientURLs = []string{"http://127.0.0.3:2379"}
 	f.mu.Unlock()
-	if out, err := checkEtcd(ctx, client, "master", "127.0.0.3", "127.0.0.3"); err != nil || !strings.Contains(out, "member list") {
-		t.Errorf("master check: %q %v", out, err)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		out, err := checkEtcd(ctx, client, "master", "127.0.0.3", "127.0.0.3")
+		if err == nil {
+			if !strings.Contains(out, "member list") {
+				t.Errorf("master check: %q", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("master check: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// The registration lives only while it is kept alive.
 	cancel()
