@@ -227,4 +227,3 @@ func credentials(n Node, i int) map[string]string {
 	}
 	return c
 }
-
