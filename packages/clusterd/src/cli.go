@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if s := getenv("STATE_DIRECTORY"); s != "" {
 		stateDir, _, _ = strings.Cut(s, ":")
 	}
-	c := config{every: 10 * time.Second, timeout: 5 * time.Second, minBackoff: time.Second, maxBackoff: 30 * time.Second}
+	c := config{every: 10 * time.Second, timeout: 5 * time.Second, minBackoff: time.Second, maxBackoff: 5 * time.Second}
 	fs := flag.NewFlagSet("clusterd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.role, "role", "", "host role")
