@@ -22,8 +22,9 @@ stage "pkg build"     "$BIN" pkg build --packages packages --store "$CACHE_DIR/s
 stage "genconf"       "$BIN" genconf --config examples/config.yaml --bundle "$demo/bundle.tar.zst" --out "$demo/serve"
 cluster_bundle=$(ls "$demo"/serve/cluster-bundle-*.tar.zst)
 stage "image build"   "$BIN" build --base "$BASE" --bundle "$cluster_bundle" --role master --out "$demo/images" --name demo
-stage "boot and join" "$BIN" boot "$demo/images/demo.qcow2" --snapshot --until 'cluster-firstboot: joined cluster' \
-  --timeout 6m --console-log "$demo/console.log" --quiet
+stage "boot test (join)" "$BIN" test "$demo/images/demo.qcow2" --timeout 6m \
+  --check 'test -s /var/lib/cluster/joined' --junit "$demo/junit.xml" --artifacts "$demo/test"
+cp "$demo/test/node-1/console.log" "$demo/console.log"
 echo
 echo "From the guest's console ($demo/console.log):"
 grep -aE 'cluster-firstboot: (detected IP|role|joined)' "$demo/console.log" | sed 's/^/  /'

@@ -70,9 +70,9 @@ func TestBuildinfo(t *testing.T) {
 		units    map[string][]string
 	}{
 		{name: "firstboot", sources: []string{"firstboot"},
-			units: map[string][]string{"cluster.target": {}, "cluster-ipdetect.service": {}, "cluster-firstboot.service": {}}},
+			units: map[string][]string{"cluster.target": {}, "cluster-ipdetect.service": {}, "cluster-firstboot.service": {}, "cluster-testd.path": {}, "cluster-testd.service": {}}},
 		{name: "clusterd", sources: []string{"src", "units"},
-			units: map[string][]string{"clusterd-master.service": {"master"}, "clusterd-agent.service": {"agent", "agent_public"}}},
+			units: map[string][]string{"clusterd-master.service": {"master"}, "cluster-etcd.service": {"master"}, "clusterd-agent.service": {"agent", "agent_public"}}},
 		{name: "join-check", requires: []string{"clusterd"}},
 		{name: "tcpwait", sources: []string{"src"}},
 	}
@@ -269,7 +269,7 @@ func TestBuilds(t *testing.T) {
 		noToken []string          // files that must not hold @PREFIX@
 	}{
 		{name: "firstboot",
-			files:  []string{"bin", "bin/cluster-firstboot", "systemd", "systemd/cluster-firstboot.service", "systemd/cluster-ipdetect.service", "systemd/cluster.target"},
+			files:  []string{"bin", "bin/cluster-firstboot", "systemd", "systemd/cluster-firstboot.service", "systemd/cluster-ipdetect.service", "systemd/cluster-testd.path", "systemd/cluster-testd.service", "systemd/cluster.target"},
 			static: []string{"bin/cluster-firstboot"},
 			grep: map[string]string{
 				"systemd/cluster-firstboot.service": "ExecStart=/opt/cluster/bin/cluster-firstboot join\n",
@@ -277,7 +277,7 @@ func TestBuilds(t *testing.T) {
 			},
 			noToken: []string{"systemd/cluster-firstboot.service", "systemd/cluster-ipdetect.service", "systemd/cluster.target"}},
 		{name: "clusterd",
-			files:  []string{"bin", "bin/clusterd", "systemd", "systemd/clusterd-agent.service", "systemd/clusterd-master.service"},
+			files:  []string{"bin", "bin/clusterd", "systemd", "systemd/cluster-etcd.service", "systemd/clusterd-agent.service", "systemd/clusterd-master.service"},
 			static: []string{"bin/clusterd"},
 			grep: map[string]string{
 				"systemd/clusterd-master.service": "ExecStart=/opt/cluster/bin/clusterd serve --role master\n",
@@ -352,12 +352,12 @@ func TestBuiltBinariesRun(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "usage: cluster-join-check ROLE") {
 		t.Errorf("cluster-join-check without a role: %v\n%s", err, out)
 	}
-	// No master serves 127.0.0.1:7070 here: the check must fail, naming it.
+	// No master's etcd serves 127.0.0.1:2379 here: the check must fail, naming it.
 	cmd = exec.Command(check, "agent")
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "DETECTED_IP=127.0.0.2", "MASTER_LIST=127.0.0.1"}
 	out, err = cmd.CombinedOutput()
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "127.0.0.1:7070") {
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "127.0.0.1:2379") {
 		t.Errorf("cluster-join-check agent with no master: %v\n%s", err, out)
 	}
 }

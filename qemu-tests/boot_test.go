@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"imagebuilder/imagebuilder/boottest"
 	"imagebuilder/imagebuilder/qemu"
 )
 
@@ -24,6 +25,8 @@ var (
 
 // bootVM starts a VM on disk with the console kept under the test's log dir
 // (saved on failure) and killed at the end of the test.
+//
+//lint:ignore U1000 the helper other boot tests (added beside these) use to drive QEMU directly
 func bootVM(t *testing.T, disk string, name string, creds map[string]string) *qemu.VM {
 	t.Helper()
 	logDir := os.Getenv("IMAGEBUILDER_TEST_LOGS")
@@ -52,10 +55,49 @@ func bootVM(t *testing.T, disk string, name string, creds map[string]string) *qe
 	return vm
 }
 
+// runBoottest runs the boot-test harness on spec with the test's logger
+// and artifacts kept under IMAGEBUILDER_TEST_LOGS (or the test's temp dir),
+// and logs every node's verdict.
+func runBoottest(t *testing.T, spec boottest.Spec) *boottest.Report {
+	t.Helper()
+	if spec.ArtifactsDir == "" {
+		spec.ArtifactsDir = t.TempDir()
+		if d := os.Getenv("IMAGEBUILDER_TEST_LOGS"); d != "" {
+			spec.ArtifactsDir = filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_"))
+		}
+	}
+	if spec.Timeout == 0 {
+		spec.Timeout = bootTimeout
+	}
+	rep, err := boottest.Run(context.Background(), testLogger(t), spec)
+	if err != nil {
+		t.Fatalf("boottest: %v", err)
+	}
+	for _, n := range rep.Nodes {
+		t.Log(n.Verdict())
+	}
+	return rep
+}
+
+// requireCase fails the test unless node n has case name with the wanted
+// outcome, and returns it.
+func requireCase(t *testing.T, n *boottest.NodeReport, name string, passed bool) boottest.Case {
+	t.Helper()
+	c, ok := n.Case(name)
+	if !ok {
+		t.Fatalf("%s: no case %q in %+v", n.Name, name, n.Cases)
+	}
+	if c.Passed != passed {
+		t.Errorf("%s: case %q passed=%v, want %v: %s\nconsole tail:\n%s", n.Name, name, c.Passed, passed, c.Reason, n.ConsoleTail)
+	}
+	return c
+}
+
 // TestBootJoinsOnceUEFI builds a Debian 12 image with the role left to the
-// boot, boots it under OVMF with the role as an SMBIOS credential, and
-// asserts from the serial console that firstboot detected the IP and joined;
-// then boots the same disk again and asserts it does not join a second time.
+// boot, boots it under OVMF through the harness with the role as an SMBIOS
+// credential, and asserts that firstboot detected the IP and joined (from
+// the console, from the cluster's side and with a check in the guest); then
+// boots the same disk again and asserts it does not join a second time.
 func TestBootJoinsOnceUEFI(t *testing.T) {
 	t.Parallel()
 	res := buildImage(t, clusterBundle(t, ""), "", "qcow2")
@@ -65,35 +107,37 @@ func TestBootJoinsOnceUEFI(t *testing.T) {
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", img, disk).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img create: %v: %s", err, out)
 	}
-	creds := map[string]string{"cluster.role": "master"}
-	ctx := context.Background()
+	spec := boottest.Spec{
+		Image: disk, Persistent: true,
+		Nodes:         []boottest.Node{{Name: "host", Role: "master"}},
+		ExpectConsole: []string{detectRE.String(), roleRE.String()},
+		Checks:        []string{"test \"$(cat /var/lib/cluster/ip)\" = 10.0.2.15", "grep -qx ROLE=master /var/lib/cluster/joined"},
+	}
+	rep := runBoottest(t, spec)
+	n := rep.Nodes[0]
+	if !rep.Passed() {
+		t.Fatalf("first boot: %s\nconsole tail:\n%s", n.Verdict(), n.ConsoleTail)
+	}
+	if !joinedRE.MatchString(n.JoinLine) {
+		t.Errorf("first boot: join line %q, want %v", n.JoinLine, joinedRE)
+	}
+	if m := roleRE.FindStringSubmatch(requireCase(t, n, boottest.ExpectCase(roleRE.String()), true).Output); m == nil || !strings.Contains(m[1], "credential") {
+		t.Errorf("role should come from the SMBIOS credential, console says: %q", m)
+	}
+	t.Logf("first boot: boot to joined in %.1fs %+v", n.JoinedSeconds, n.Phases)
 
-	start := time.Now()
-	vm := bootVM(t, disk, "boot1", creds)
-	if _, err := vm.Expect(ctx, detectRE, bootTimeout); err != nil {
-		t.Fatalf("first boot: %v", err)
+	spec.ExpectConsole, spec.Checks = nil, nil
+	spec.ArtifactsDir = filepath.Join(t.TempDir(), "boot2")
+	rep = runBoottest(t, spec)
+	n = rep.Nodes[0]
+	if !rep.Passed() {
+		t.Fatalf("second boot: %s\nconsole tail:\n%s", n.Verdict(), n.ConsoleTail)
 	}
-	line, err := vm.Expect(ctx, roleRE, time.Minute)
-	if err != nil {
-		t.Fatalf("first boot: %v", err)
+	if !alreadyRE.MatchString(n.JoinLine) {
+		t.Errorf("second boot: join line %q, want %v", n.JoinLine, alreadyRE)
 	}
-	if !strings.Contains(line, "credential") {
-		t.Errorf("role should come from the SMBIOS credential, console says: %s", line)
-	}
-	if _, err := vm.Expect(ctx, joinedRE, bootTimeout); err != nil {
-		t.Fatalf("first boot: %v", err)
-	}
-	t.Logf("first boot: boot to joined in %.1fs", time.Since(start).Seconds())
-	vm.Kill()
-
-	start = time.Now()
-	vm2 := bootVM(t, disk, "boot2", creds)
-	if _, err := vm2.Expect(ctx, alreadyRE, bootTimeout); err != nil {
-		t.Fatalf("second boot: %v", err)
-	}
-	t.Logf("second boot: boot to already-joined in %.1fs", time.Since(start).Seconds())
-	vm2.Kill()
-	console, err := os.ReadFile(vm2.ConsoleLog())
+	t.Logf("second boot: boot to already-joined in %.1fs", n.JoinedSeconds)
+	console, err := os.ReadFile(n.ConsoleLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,20 +147,27 @@ func TestBootJoinsOnceUEFI(t *testing.T) {
 }
 
 // TestBadIPDetectNeverJoins bakes an ip-detect that prints two addresses:
-// the host must not join, and the console must say which script printed what.
+// the host must not join, the harness must report the failed firstboot
+// (and the failed ip-detect unit) with the reason, and the console must
+// say which script printed what.
 func TestBadIPDetectNeverJoins(t *testing.T) {
 	t.Parallel()
 	cb := clusterBundle(t, "#!/bin/sh\necho 10.0.2.15\necho 10.0.2.16\n")
 	res := buildImage(t, cb, "master", "qcow2")
-	vm := bootVM(t, artifact(t, res, "qcow2"), "boot", nil)
-	failedRE := regexp.MustCompile(`cluster-firstboot: FAILED: ip-detect /opt/cluster/etc/ip-detect gave no usable IP.*got 2 lines`)
-	if _, err := vm.Expect(context.Background(), failedRE, bootTimeout); err != nil {
-		t.Fatalf("%v", err)
+	rep := runBoottest(t, boottest.Spec{Image: artifact(t, res, "qcow2"), Timeout: bootTimeout})
+	n := rep.Nodes[0]
+	if rep.Passed() {
+		t.Fatalf("the harness passed a host whose ip-detect is broken: %s", n.Verdict())
 	}
-	// Give a wrongly started firstboot a moment to show itself.
-	time.Sleep(3 * time.Second)
-	vm.Kill()
-	console, _ := os.ReadFile(vm.ConsoleLog())
+	c := requireCase(t, n, boottest.CaseJoined, false)
+	if !regexp.MustCompile(`ip-detect /opt/cluster/etc/ip-detect gave no usable IP.*got 2 lines`).MatchString(c.Reason) {
+		t.Errorf("reason does not name the script and what it printed: %s", c.Reason)
+	}
+	u := requireCase(t, n, boottest.CaseNoFailed, false)
+	if !strings.Contains(u.Reason, "cluster-ipdetect.service") {
+		t.Errorf("failed units should list cluster-ipdetect.service: %s", u.Reason)
+	}
+	console, _ := os.ReadFile(n.ConsoleLog)
 	if regexp.MustCompile(`cluster-firstboot: joined cluster`).Match(console) {
 		t.Errorf("host joined although ip-detect failed:\n%s", tail(console, 3000))
 	}

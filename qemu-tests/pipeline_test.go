@@ -71,6 +71,14 @@ var baseBundle = sync.OnceValues(func() (string, error) {
 // example's ip-detect or, when ipDetect is not empty, that script instead.
 func clusterBundle(t *testing.T, ipDetect string) string {
 	t.Helper()
+	return clusterBundleConfig(t, "", ipDetect)
+}
+
+// clusterBundleConfig is clusterBundle with configYAML instead of
+// examples/config.yaml when it is not empty (its ip_detect_path must be
+// "ip-detect").
+func clusterBundleConfig(t *testing.T, configYAML, ipDetect string) string {
+	t.Helper()
 	base, err := baseBundle()
 	if err != nil {
 		t.Fatalf("building the bundle: %v", err)
@@ -83,6 +91,9 @@ func clusterBundle(t *testing.T, ipDetect string) string {
 		}
 		if f == "ip-detect" && ipDetect != "" {
 			data = []byte(ipDetect)
+		}
+		if f == "config.yaml" && configYAML != "" {
+			data = []byte(configYAML)
 		}
 		if err := os.WriteFile(filepath.Join(cfgDir, f), data, 0o755); err != nil {
 			t.Fatal(err)
@@ -120,4 +131,12 @@ func artifact(t *testing.T, res *build.Result, format string) string {
 	}
 	t.Fatalf("no %s artifact in %+v", format, res.Artifacts)
 	return ""
+}
+
+// buildImageOpts is buildImage to qcow2 with a kernel command line.
+func buildImageOpts(t *testing.T, cb, role, cmdline string) (*build.Result, error) {
+	t.Helper()
+	return build.Run(context.Background(), testLogger(t), build.Options{
+		Base: baseTar(t), Bundle: cb, Role: role, OutDir: t.TempDir(), Name: "host", Formats: []string{"qcow2"}, KernelCmdline: cmdline,
+	})
 }

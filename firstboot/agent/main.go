@@ -35,6 +35,8 @@ const usage = `usage: cluster-firstboot [common flags] COMMAND [flags]
 commands:
   ipdetect   run ip-detect, validate its answer, write /run/cluster/ip.env
   join       start the role target and join the cluster (once); every boot
+  testd      serve a test harness's command channel (virtio-serial port
+             org.imagebuilder.test); started only when QEMU provides it
 
 common flags (also accepted after COMMAND):
   --prefix DIR   install prefix (default %s)
@@ -46,6 +48,9 @@ ipdetect flags:
   --retry-max D  longest wait between attempts (default 10s)
   --retry-for D  stop starting attempts after this long (default 1m0s)
 
+testd flags:
+  --port FILE       the port (default /dev/virtio-ports/org.imagebuilder.test)
+
 join flags:
   --poll D          interval between join checks (default 2s)
   --join-timeout D  override JOIN_TIMEOUT from the env file
@@ -55,6 +60,7 @@ type options struct {
 	prefix, env, root string
 	retry             Backoff
 	poll, joinTimeout time.Duration
+	port              string
 }
 
 func (o *options) common(fs *flag.FlagSet) {
@@ -95,6 +101,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, prefix s
 		err = a.IPDetect(ctx)
 	case "join":
 		err = a.Join(ctx)
+	case "testd":
+		err = a.TestD(ctx, o.port)
 	}
 	if err != nil {
 		log.Error(cmd+" failed", "err", err)
@@ -127,6 +135,8 @@ func (o *options) parse(args []string, stderr io.Writer) (string, error) {
 	case "join":
 		sub.DurationVar(&o.poll, "poll", o.poll, "interval between join checks")
 		sub.DurationVar(&o.joinTimeout, "join-timeout", o.joinTimeout, "override JOIN_TIMEOUT")
+	case "testd":
+		sub.StringVar(&o.port, "port", TestChannel, "virtio-serial port to serve")
 	case "help":
 		return "", flag.ErrHelp
 	default:

@@ -53,7 +53,7 @@ func TestUnits(t *testing.T) {
 		want map[string][]string // "Section.Key" -> values that must all be present
 	}{
 		{file: "cluster.target", want: map[string][]string{
-			"Unit.Wants":       {"cluster-ipdetect.service cluster-firstboot.service"},
+			"Unit.Wants":       {"cluster-ipdetect.service cluster-firstboot.service cluster-testd.path"},
 			"Install.WantedBy": {"multi-user.target"},
 		}},
 		{file: "cluster-ipdetect.service", want: map[string][]string{
@@ -71,6 +71,14 @@ func TestUnits(t *testing.T) {
 			"Service.ExecStart":       {"@PREFIX@/bin/cluster-firstboot join"},
 			"Service.StandardOutput":  {"journal+console"},
 			"Service.TimeoutStartSec": {"6h"},
+		}},
+		{file: "cluster-testd.path", want: map[string][]string{
+			"Path.PathExists": {"/dev/virtio-ports/org.imagebuilder.test"},
+			"Path.Unit":       {"cluster-testd.service"},
+		}},
+		{file: "cluster-testd.service", want: map[string][]string{
+			"Unit.ConditionPathExists": {"/dev/virtio-ports/org.imagebuilder.test"},
+			"Service.ExecStart":        {"@PREFIX@/bin/cluster-firstboot testd"},
 		}},
 	}
 	entries, err := os.ReadDir(dir)

@@ -65,6 +65,14 @@ type NIC struct {
 	SocketConnect string
 }
 
+// SerialPort is a virtio-serial port the guest sees as
+// /dev/virtio-ports/NAME; the host end is a Unix socket QEMU listens on at
+// Socket (at most 100 bytes long), which a client connects to at any time.
+type SerialPort struct {
+	Name   string
+	Socket string
+}
+
 // Config describes one VM.
 type Config struct {
 	// Disk is the image to boot; Format is "raw" or "qcow2" ("" guesses
@@ -88,6 +96,9 @@ type Config struct {
 	// (-smbios type=11,value=io.systemd.credential:NAME=VALUE).
 	SMBIOSCredentials map[string]string
 	NICs              []NIC
+	// SerialPorts are virtio-serial ports, each served on a Unix socket
+	// of the host that QEMU listens on (the test channel of boottest).
+	SerialPorts []SerialPort
 	// ConsoleLog receives the serial console; default WorkDir/console.log.
 	ConsoleLog string
 	// Accel is "tcg" (default), "kvm" or "auto" (ProbeKVM, else tcg).
@@ -172,6 +183,11 @@ func (c Config) validate() error {
 		}
 		if strings.ContainsAny(v, "\x00\n") {
 			errs = append(errs, fmt.Errorf("SMBIOS credential %s: value must be one line of text", name))
+		}
+	}
+	for i, p := range c.SerialPorts {
+		if !credNameRe.MatchString(p.Name) || p.Socket == "" || len(p.Socket) > 100 || strings.Contains(p.Socket, ",") {
+			errs = append(errs, fmt.Errorf("serial port %d: want a name of letters, digits, '.', '_', '-' and a socket path of at most 100 bytes without ',', got %q at %q", i, p.Name, p.Socket))
 		}
 	}
 	for i, n := range c.NICs {
@@ -319,6 +335,15 @@ func (c Config) qemuArgs(accel, disk, format, vars, console, qmp string) []strin
 	}
 	for i, n := range c.NICs {
 		args = append(args, n.args(i)...)
+	}
+	if len(c.SerialPorts) > 0 {
+		args = append(args, "-device", "virtio-serial-pci,id=vser")
+		for i, p := range c.SerialPorts {
+			id := fmt.Sprintf("vport%d", i)
+			args = append(args,
+				"-chardev", "socket,id="+id+",path="+p.Socket+",server=on,wait=off",
+				"-device", "virtserialport,bus=vser.0,chardev="+id+",name="+p.Name)
+		}
 	}
 	return append(args, c.ExtraArgs...)
 }

@@ -16,8 +16,15 @@ import (
 )
 
 const usage = `usage:
-  clusterd serve --role ROLE [flags]   run the daemon (master: registry + HTTP; agent: registration)
-  clusterd check --role ROLE [flags]   exit 0 when a master lists this host's IP
+  clusterd etcd [flags]                on a master: exec etcd as a member of the static cluster of MASTER_LIST
+  clusterd serve --role ROLE [flags]   run the daemon (keep this host registered; registry store: also serve it)
+  clusterd check --role ROLE [flags]   exit 0 when the cluster lists this host's IP
+
+store (--store, default $CLUSTERD_STORE or etcd):
+  etcd      masters run etcd (cluster-etcd.service); every host keeps the key
+            /cluster/members/<ip> alive under a lease; check: a master must be a
+            started member in etcd's member list, other roles need their key
+  registry  masters serve an HTTP member registry on :7070 (no etcd)
 
 flags (defaults from the environment: DETECTED_IP, MASTER_LIST, CLUSTER_NAME, STATE_DIRECTORY):
   --role ROLE        master, agent or agent_public
@@ -36,6 +43,7 @@ check only:
 type config struct {
 	role, ip, masters, port string
 	listen, stateDir, name  string
+	store, etcdBin          string
 	every, timeout          time.Duration
 	minBackoff, maxBackoff  time.Duration
 }
@@ -43,7 +51,7 @@ type config struct {
 // run is the command line; getenv supplies the environment.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	if len(args) == 0 || (args[0] != "serve" && args[0] != "check") {
+	if len(args) == 0 || (args[0] != "serve" && args[0] != "check" && args[0] != "etcd") {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
@@ -52,13 +60,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if s := getenv("STATE_DIRECTORY"); s != "" {
 		stateDir, _, _ = strings.Cut(s, ":")
 	}
-	c := config{every: 10 * time.Second, timeout: 5 * time.Second, minBackoff: time.Second, maxBackoff: 30 * time.Second}
+	c := config{every: 10 * time.Second, timeout: 5 * time.Second, minBackoff: time.Second, maxBackoff: 5 * time.Second}
 	fs := flag.NewFlagSet("clusterd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.role, "role", "", "host role")
 	fs.StringVar(&c.ip, "ip", getenv("DETECTED_IP"), "this host's IP")
 	fs.StringVar(&c.masters, "masters", getenv("MASTER_LIST"), "master IPs")
 	fs.StringVar(&c.port, "port", "7070", "registry port")
+	store := getenv("CLUSTERD_STORE")
+	if store == "" {
+		store = "etcd"
+	}
+	fs.StringVar(&c.store, "store", store, "etcd or registry")
+	if cmd == "etcd" {
+		c.role = "master"
+		fs.StringVar(&c.stateDir, "state-dir", stateDir, "state directory")
+		fs.StringVar(&c.name, "cluster", getenv("CLUSTER_NAME"), "cluster name")
+		fs.StringVar(&c.etcdBin, "etcd-bin", etcdBin, "the etcd program")
+	}
 	if cmd == "serve" {
 		fs.StringVar(&c.listen, "listen", "", "master listen address")
 		fs.StringVar(&c.stateDir, "state-dir", stateDir, "state directory")
@@ -77,9 +96,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	var err error
-	if cmd == "serve" {
+	switch {
+	case cmd == "etcd":
+		err = execEtcd(c)
+	case cmd == "serve" && c.store == "etcd":
+		err = serveEtcd(ctx, c, log)
+	case cmd == "serve":
 		err = serve(ctx, c, log)
-	} else {
+	case c.store == "etcd":
+		var found string
+		found, err = checkEtcd(ctx, &http.Client{Timeout: c.timeout}, c.role, c.ip, c.masters)
+		if err == nil {
+			fmt.Fprintf(stdout, "clusterd check: %s (%s) is a member: %s\n", c.ip, c.role, found)
+		}
+	default:
 		var url string
 		url, err = check(ctx, &http.Client{Timeout: c.timeout}, c.checkURLs(), c.ip)
 		if err == nil {
@@ -109,6 +139,9 @@ func (c config) validate(extra int) error {
 	}
 	if c.every <= 0 || c.timeout <= 0 || c.minBackoff <= 0 || c.maxBackoff < c.minBackoff {
 		errs = append(errs, errors.New("durations must be positive and --retry-max >= --retry-min"))
+	}
+	if c.store != "etcd" && c.store != "registry" {
+		errs = append(errs, fmt.Errorf("--store %q: want etcd or registry", c.store))
 	}
 	if c.stateDir != "" && !filepath.IsAbs(c.stateDir) {
 		errs = append(errs, fmt.Errorf("--state-dir %q is not absolute", c.stateDir))

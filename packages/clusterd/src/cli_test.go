@@ -31,9 +31,9 @@ func envOf(m map[string]string) func(string) string { return func(k string) stri
 func TestServeAndCheck(t *testing.T) {
 	port := freePort(t)
 	state := t.TempDir()
-	masterEnv := envOf(map[string]string{"DETECTED_IP": "127.0.0.1", "MASTER_LIST": "127.0.0.1", "CLUSTER_NAME": "demo", "STATE_DIRECTORY": state})
+	masterEnv := envOf(map[string]string{"CLUSTERD_STORE": "registry", "DETECTED_IP": "127.0.0.1", "MASTER_LIST": "127.0.0.1", "CLUSTER_NAME": "demo", "STATE_DIRECTORY": state})
 	// The agent reports an address of its own; it needs no listener.
-	agentEnv := envOf(map[string]string{"DETECTED_IP": "127.0.0.2", "MASTER_LIST": "127.0.0.1"})
+	agentEnv := envOf(map[string]string{"CLUSTERD_STORE": "registry", "DETECTED_IP": "127.0.0.2", "MASTER_LIST": "127.0.0.1"})
 
 	runCheck := func(env func(string) string, role string) (int, string) {
 		var out, errb bytes.Buffer
@@ -89,7 +89,7 @@ func TestServeAndCheck(t *testing.T) {
 }
 
 func TestRunUsage(t *testing.T) {
-	env := envOf(map[string]string{"DETECTED_IP": "10.0.2.15"})
+	env := envOf(map[string]string{"CLUSTERD_STORE": "registry", "DETECTED_IP": "10.0.2.15"})
 	tests := []struct {
 		name string
 		args []string

@@ -1,8 +1,12 @@
-// Command clusterd is the reference cluster daemon of the demo package set:
-// masters serve a member registry over HTTP (GET/POST /v1/members) on
-// $DETECTED_IP:7070 and register themselves; agents register with every
-// master in $MASTER_LIST and keep re-registering. "clusterd check --role R"
-// is the join check: it exits 0 once a master lists this host's IP.
+// Command clusterd is the reference cluster daemon of the demo package set.
+// With the etcd store (the default) masters run etcd as a static cluster
+// from $MASTER_LIST bound to $DETECTED_IP ("clusterd etcd", run by
+// cluster-etcd.service), and every host keeps the key
+// /cluster/members/<ip> alive under a lease in the masters' etcd; "clusterd
+// check --role R" is the join check, from the cluster's point of view: a
+// master must be a started member in etcd's member list, any other host's
+// key must be there. With --store registry (no etcd) masters serve a member
+// registry over HTTP (GET/POST /v1/members) on $DETECTED_IP:7070 instead.
 //
 // It is stdlib-only and imports nothing of the project, so the package build
 // compiles it as its own module.

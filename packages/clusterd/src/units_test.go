@@ -15,6 +15,11 @@ func TestUnits(t *testing.T) {
 	}{
 		{file: "clusterd-master.service", lines: []string{
 			"ExecStart=@PREFIX@/bin/clusterd serve --role master",
+			"Wants=cluster-etcd.service",
+		}},
+		{file: "cluster-etcd.service", lines: []string{
+			"ExecStart=@PREFIX@/bin/clusterd etcd --etcd-bin @PREFIX@/bin/etcd",
+			"Type=simple",
 		}},
 		{file: "clusterd-agent.service", lines: []string{
 			"ExecStart=@PREFIX@/bin/clusterd serve --role agent",
@@ -65,7 +70,7 @@ func TestUnitsVerify(t *testing.T) {
 	}
 	out := t.TempDir()
 	var files []string
-	for _, name := range []string{"clusterd-master.service", "clusterd-agent.service"} {
+	for _, name := range []string{"clusterd-master.service", "clusterd-agent.service", "cluster-etcd.service"} {
 		b, err := os.ReadFile(filepath.Join("..", "units", name))
 		if err != nil {
 			t.Fatal(err)
