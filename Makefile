@@ -60,9 +60,10 @@ boot-test: deps $(BASE)
 	IMAGEBUILDER_BASE_TAR=$(abspath $(BASE)) IMAGEBUILDER_CACHE=$(CACHE_DIR) \
 	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./qemu-tests/... 2>&1 | tee $(BUILD)/boot-test.log; exit $${PIPESTATUS[0]}
 
+# GOTESTFLAGS=-v shows every test with its seconds.
 test: deps $(BASE) vet packer-tools
 	IMAGEBUILDER_BASE_TAR=$(abspath $(BASE)) IMAGEBUILDER_CACHE=$(CACHE_DIR) \
-	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	  $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GOTESTFLAGS) ./...
 	$(MAKE) packer-test
 
 # The Packer plugin is its own Go module (packer-plugin/go.mod: the SDK's
