@@ -152,6 +152,7 @@ Flags:
 // so slow moments of the machine hit all ways of that round.
 func measure(ctx context.Context, log *slog.Logger, in *inputs, ways []string, o options, rep *Report, stderr io.Writer) {
 	stages := map[string]map[string][]float64{}
+	stepWalls := map[string]map[string][]float64{}
 	for _, w := range ways {
 		rep.Ways = append(rep.Ways, &WayReport{Name: w, Label: wayLabels[w]})
 	}
@@ -187,7 +188,11 @@ func measure(ctx context.Context, log *slog.Logger, in *inputs, ways []string, o
 			}
 			log.Info("measured", "way", wr.Name, "wall", fmt.Sprintf("%.1fs", s.WallSeconds), "cpu", fmt.Sprintf("%.1fs", s.CPUSeconds), "rss_mib", s.PeakRSSKiB/1024)
 			wr.Samples = append(wr.Samples, s)
+			if stepWalls[wr.Name] == nil {
+				stepWalls[wr.Name] = map[string][]float64{}
+			}
 			for i, st := range steps {
+				stepWalls[wr.Name][st.Name] = append(stepWalls[wr.Name][st.Name], results[i].WallSeconds)
 				switch st.Name {
 				case "pkg build":
 					built, cached := packageStates(results[i].Stdout)
@@ -200,13 +205,20 @@ func measure(ctx context.Context, log *slog.Logger, in *inputs, ways []string, o
 		}
 	}
 	for _, wr := range rep.Ways {
-		if m := stages[wr.Name]; m != nil {
-			wr.Stages = map[string]float64{}
-			for k, v := range m {
-				wr.Stages[k] = summarize(v).Median
-			}
-		}
+		wr.Stages = medians(stages[wr.Name])
+		wr.Steps = medians(stepWalls[wr.Name])
 	}
+}
+
+func medians(m map[string][]float64) map[string]float64 {
+	if m == nil {
+		return nil
+	}
+	out := map[string]float64{}
+	for k, v := range m {
+		out[k] = summarize(v).Median
+	}
+	return out
 }
 
 // recordStages keeps imagebuilder's own stage timings from `build --json`.

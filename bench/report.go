@@ -24,6 +24,9 @@ type WayReport struct {
 	PackagesCached  int      `json:"packages_cached_per_round,omitempty"`
 	// Stages are imagebuilder's own stage timings, median over rounds.
 	Stages map[string]float64 `json:"imagebuilder_stages_median_seconds,omitempty"`
+	// Steps are the wall seconds of each command of the way, median over
+	// rounds (the warm way has three: pkg build, genconf, build).
+	Steps  map[string]float64 `json:"step_wall_median_seconds,omitempty"`
 	Errors []string           `json:"errors,omitempty"`
 }
 
