@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -91,4 +94,27 @@ func runSteps(ctx context.Context, log *slog.Logger, stderr io.Writer, steps []s
 		}
 	}
 	return total, results, nil
+}
+
+// syncOutputs fsyncs the images a way left in dir (host.qcow2, host.raw)
+// and the folder, and says how long that took.
+func syncOutputs(dir string) (stepResult, error) {
+	var r stepResult
+	start := time.Now()
+	for _, name := range []string{"host.qcow2", "host.raw", ""} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return r, err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return r, fmt.Errorf("fsync %s: %w", f.Name(), err)
+		}
+	}
+	r.WallSeconds = time.Since(start).Seconds()
+	return r, nil
 }
