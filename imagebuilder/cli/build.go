@@ -12,8 +12,9 @@ import (
 
 func newBuildCmd(g *globals) *cobra.Command {
 	var o build.Options
+	var fromFile imagesFlags
 	cmd := &cobra.Command{
-		Use:   "build --base BASE --bundle BUNDLE --out DIR",
+		Use:   "build [IMAGES.hcl] --base BASE --bundle BUNDLE --out DIR",
 		Short: "Layer a cluster bundle onto a base root filesystem and write disk images",
 		Long: `build stages the base root filesystem, detects its distribution, applies
 that family's fixups, installs the cluster bundle at its prefix, links the
@@ -26,9 +27,15 @@ Outputs in --out: NAME.raw, NAME.qcow2, NAME.manifest.json, SHA256SUMS.`,
     --bundle build/serve/cluster-bundle-*.tar.zst --role master --out build/images
 
   # leave the role to the boot (kernel cmdline cluster.role= or SMBIOS credential)
-  imagebuilder build --base base.tar.zst --bundle cb.tar.zst --format qcow2 --out out`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+  imagebuilder build --base base.tar.zst --bundle cb.tar.zst --format qcow2 --out out
+
+  # the images of a Packer template (images.hcl), without Packer
+  imagebuilder build images.hcl --only debian-master --var out=build/images`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return buildImagesFile(cmd, g, args[0], &fromFile)
+			}
 			if matches, _ := filepath.Glob(o.Bundle); len(matches) == 1 {
 				o.Bundle = matches[0]
 			}
@@ -59,6 +66,7 @@ Outputs in --out: NAME.raw, NAME.qcow2, NAME.manifest.json, SHA256SUMS.`,
 	f.StringSliceVar(&o.Formats, "format", []string{"raw", "qcow2"}, "output formats: raw, qcow2")
 	f.StringVar(&o.KernelCmdline, "cmdline", "", "extra kernel command line (default console settings: console=tty0 console=ttyS0,115200)")
 	f.Int64Var(&o.SizeMiB, "size", 0, "disk size in MiB (0: fit the content)")
+	fromFile.add(cmd)
 	return cmd
 }
 

@@ -73,6 +73,6 @@ The usual flow:
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug detail")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print the result as JSON on stdout (for scripts)")
-	root.AddCommand(newPkgCmd(g), newGenconfCmd(g), newBuildCmd(g), newBootCmd(g))
+	root.AddCommand(newPkgCmd(g), newGenconfCmd(g), newBuildCmd(g), newBootCmd(g), newValidateCmd(g))
 	return root
 }
