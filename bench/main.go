@@ -77,7 +77,9 @@ Flags:
 	fs.IntVar(&o.bootJobs, "boot-jobs", 2, "VMs booted at once")
 	fs.StringVar(&o.profile, "profile", "", "instead of benchmarking: profile one in-process imagebuilder build (CPU + heap pprof) into this folder")
 	fs.BoolVar(&o.verbose, "v", false, "log commands and their stderr")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if o.base == "" {
