@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 40m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CACHE_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: all deps build demo test unit boot-test vet lint bench bench-installsh bench-pkgbuild clean bench-outputs packer-tools packer-plugin packer-test
+.PHONY: all deps build demo test unit boot-test vet lint bench bench-installsh bench-pkgbuild clean bench-outputs packer-tools packer-plugin packer-test bench-deps
 
 all: build
 
@@ -94,6 +94,27 @@ bench-pkgbuild: deps
 # tar -x + mkfs.ext4 -d + qemu-img convert (imagebuilder/bench/bench-outputs.sh).
 bench-outputs: deps build $(BASE)
 	BIN=$(BIN) BASE=$(BASE) BUILD=$(BUILD) CACHE_DIR=$(CACHE_DIR) imagebuilder/bench/bench-outputs.sh
+
+# Benchmarks (issue 9, bench/README.md): the same image four ways, a table,
+# JSON under bench/results/. Packages only the benchmark needs (libguestfs and
+# the kernel its appliance boots) are installed by `make bench`, not by
+# `make test`. Other areas' benchmark targets join BENCH_TARGETS and run
+# first. BENCH_FLAGS passes flags (e.g. BENCH_FLAGS='-n 1 -boot=false').
+BENCH_APT_PACKAGES := libguestfs-tools linux-image-cloud-amd64 openssh-client
+BENCH_TARGETS := bench-pkgbuild bench-outputs bench-installsh
+BENCH_FLAGS ?=
+
+bench-deps: deps
+	@missing=$$(for p in $(BENCH_APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "bench-deps: installing $$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "bench-deps: run as root or install: apt-get install $$missing" >&2; exit 1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+bench: bench-deps build $(BASE) $(BENCH_TARGETS)
+	$(GO) build -o bin/bench ./bench
+	IMAGEBUILDER_CACHE=$(CACHE_DIR) bin/bench -base $(BASE) -bin $(BIN) $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin $(BUILD)
