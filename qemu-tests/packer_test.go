@@ -292,7 +292,9 @@ func sshMachineDisk(t *testing.T, pub []byte) string {
 		t.Fatal(err)
 	}
 	raw := filepath.Join(t.TempDir(), "machine.raw")
-	if _, err := disk.WriteRaw(context.Background(), testLogger(t), tree, raw, disk.Options{Seed: seed, KernelCmdline: disk.DefaultKernelCmdline + " no_timer_check"}); err != nil {
+	if _, err := disk.WriteRaw(context.Background(), testLogger(t), tree, raw, disk.Options{Seed: seed, KernelCmdline: disk.DefaultKernelCmdline + " no_timer_check",
+		// room for the bundle the provisioner installs (etcd makes it ~85 MiB unpacked)
+		SizeBytes: 1536 << 20}); err != nil {
 		t.Fatalf("writing the machine's disk: %v", err)
 	}
 	return raw
