@@ -26,17 +26,21 @@ func installerBinary(t *testing.T) string {
 }
 
 // isoMedia are the ways the installer ISO is attached: as a CD, and
-// written raw to a USB stick (isohybrid), which QEMU gives as a second
-// virtio disk (the blank target is the first, /dev/vda).
-var isoMedia = map[string]func(iso string) []string{
-	"cd": func(iso string) []string {
+// written raw to a USB stick (isohybrid), which QEMU gives as a virtio
+// disk; the guest then names the stick /dev/vda and the blank target
+// /dev/vdb. target is the disk the installer must pick.
+var isoMedia = map[string]struct {
+	args   func(iso string) []string
+	target string
+}{
+	"cd": {func(iso string) []string {
 		return []string{"-drive", "if=none,id=cd,media=cdrom,readonly=on,format=raw,file=" + iso,
 			"-device", "ide-cd,drive=cd,bootindex=0"}
-	},
-	"stick": func(iso string) []string {
+	}, "/dev/vda"},
+	"stick": {func(iso string) []string {
 		return []string{"-drive", "if=none,id=stick,readonly=on,format=raw,file=" + iso,
 			"-device", "virtio-blk-pci,drive=stick,bootindex=0"}
-	},
+	}, "/dev/vdb"},
 }
 
 // TestISOInstallsOntoBlankDisk boots the installer ISO with a blank disk
@@ -62,8 +66,6 @@ func TestISOInstallsOntoBlankDisk(t *testing.T) {
 			t.Errorf("two builds of the ISO differ: %+v vs %+v", a, b)
 		}
 	})
-	installingRE := regexp.MustCompile(`installer: installing the host image .* on /dev/vda `)
-	verifiedRE := regexp.MustCompile(`installer: verified /dev/vda: \d+ bytes read back identical to the image`)
 	for _, tc := range []struct {
 		name, media string
 		fw          qemu.Firmware
@@ -77,11 +79,14 @@ func TestISOInstallsOntoBlankDisk(t *testing.T) {
 			t.Parallel()
 			target := filepath.Join(t.TempDir(), "blank.qcow2")
 			runTool(t, "", "qemu-img", "create", "-q", "-f", "qcow2", target, "4G")
+			media := isoMedia[tc.media]
+			installingRE := regexp.MustCompile(`installer: installing the host image .* on ` + media.target + ` `)
+			verifiedRE := regexp.MustCompile(`installer: verified ` + media.target + `: \d+ bytes read back identical to the image`)
 			ctx := context.Background()
 			start := time.Now()
 			vm := bootConfig(t, "install", qemu.Config{
 				Disk: target, Firmware: tc.fw, Memory: 2048, NoReboot: true,
-				ExtraArgs: isoMedia[tc.media](iso),
+				ExtraArgs: media.args(iso),
 			})
 			if _, err := vm.Expect(ctx, installingRE, bootTimeout); err != nil {
 				t.Fatalf("installer: %v", err)

@@ -81,8 +81,9 @@ boot
 // El Torito catalog with a BIOS entry (GRUB's i386-pc-eltorito image) and a
 // UEFI entry (a FAT image holding GRUB as EFI/BOOT/BOOTX64.EFI). Both GRUBs
 // boot the image's kernel with an initramfs holding the installer as /init,
-// the disk drivers and the zstd-compressed raw image. out appears complete
-// or not at all.
+// the disk drivers and the zstd-compressed raw image. The ISO is also
+// isohybrid (see hybrid.go): written raw to a USB stick it boots under
+// BIOS and UEFI. out appears complete or not at all.
 func WriteISO(ctx context.Context, out string, o ISOOptions) error {
 	o.Tools = o.Tools.WithDefaults()
 	if o.GrubEFIDir == "" {
