@@ -24,7 +24,7 @@ func TestISOIsHybrid(t *testing.T) {
 	for _, tool := range []string{"grub-mkimage", "sfdisk", "xorriso"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if _, err := os.Stat("/usr/sbin/" + tool); err != nil {
-				t.Fatalf("%s not found: apt-get install grub-pc-bin fdisk xorriso", tool)
+				t.Fatalf("%s not found: apt-get install grub-pc-bin fdisk xorriso (make deps)", tool)
 			}
 		}
 	}
