@@ -47,16 +47,36 @@ boot
 
 // makeCoreImg runs grub-mkimage and returns core.img.
 func (t Tools) makeCoreImg(ctx context.Context, work, config string) ([]byte, error) {
+	return t.MakeGrubCoreImg(ctx, work, config, grubModules)
+}
+
+// MakeGrubCoreImg runs grub-mkimage -O i386-pc with modules built in and
+// config embedded (work is scratch space) and returns core.img, ready for
+// InstallBIOSBoot.
+func (t Tools) MakeGrubCoreImg(ctx context.Context, work, config string, modules []string) ([]byte, error) {
+	t = t.withDefaults()
 	cfg := filepath.Join(work, "grub-early.cfg")
 	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
 	out := filepath.Join(work, "core.img")
-	args := append([]string{"-O", "i386-pc", "-d", t.GrubPCDir, "-c", cfg, "-p", "", "-o", out}, grubModules...)
+	args := append([]string{"-O", "i386-pc", "-d", t.GrubPCDir, "-c", cfg, "-p", "", "-o", out}, modules...)
 	if _, _, err := t.Runner.Run(ctx, Cmd{Tool: t.GrubMkimage, Args: args}); err != nil {
 		return nil, fmt.Errorf("making GRUB core.img: %w (apt-get install grub-pc-bin)", err)
 	}
 	return os.ReadFile(out)
+}
+
+// InstallBIOSBoot writes coreImg at byte start of f (room bytes are free
+// there, whole 512-byte sectors) and GRUB's bootImg into sector 0, keeping
+// the BPB and the partition table already in sector 0: the MBR loads
+// core.img, which loads the rest of itself. The installer ISO's isohybrid
+// MBR is made with it.
+func InstallBIOSBoot(f *os.File, bootImg, coreImg []byte, start, room int64) error {
+	if start%512 != 0 {
+		return fmt.Errorf("GRUB core.img at byte %d: not on a sector boundary", start)
+	}
+	return installBIOSBoot(f, bootImg, coreImg, Partition{Start: start, Size: room})
 }
 
 // installBIOSBoot writes core.img into its partition and boot.img into the

@@ -80,3 +80,17 @@ func TestGrubConfigBootsTheBLSEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallBIOSBootExported refuses a core.img that does not start on a
+// sector, which boot.img could not address.
+func TestInstallBIOSBootExported(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "disk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	boot, core := make([]byte, 512), make([]byte, 1024)
+	if err := InstallBIOSBoot(f, boot, core, 100, 4096); err == nil || !strings.Contains(err.Error(), "sector boundary") {
+		t.Errorf("core.img at byte 100: err = %v, want a sector boundary error", err)
+	}
+}

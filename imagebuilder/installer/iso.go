@@ -81,8 +81,9 @@ boot
 // El Torito catalog with a BIOS entry (GRUB's i386-pc-eltorito image) and a
 // UEFI entry (a FAT image holding GRUB as EFI/BOOT/BOOTX64.EFI). Both GRUBs
 // boot the image's kernel with an initramfs holding the installer as /init,
-// the disk drivers and the zstd-compressed raw image. out appears complete
-// or not at all.
+// the disk drivers and the zstd-compressed raw image. The ISO is also
+// isohybrid (see hybrid.go): written raw to a USB stick it boots under
+// BIOS and UEFI. out appears complete or not at all.
 func WriteISO(ctx context.Context, out string, o ISOOptions) error {
 	o.Tools = o.Tools.WithDefaults()
 	if o.GrubEFIDir == "" {
@@ -125,12 +126,34 @@ func WriteISO(ctx context.Context, out string, o ISOOptions) error {
 			return fmt.Errorf("making the %s GRUB image: %w (apt-get install grub-pc-bin grub-efi-amd64-bin)", args[1], err)
 		}
 	}
+	hybrid, err := o.hybridBoot(ctx, work, ws)
+	if err != nil {
+		return err
+	}
 	h := sha256.Sum256([]byte("iso-efi-serial\x00" + o.Seed))
 	if err := imgdisk.WriteFATImage(ctx, filepath.Join(ws, isoEFIImage), 40<<20,
 		map[string]string{"/EFI/BOOT/BOOTX64.EFI": efiBin}, binary.BigEndian.Uint32(h[:4]), o.Epoch); err != nil {
 		return err
 	}
-	return writeISO9660(ws, out, o.Epoch)
+	return writeISO9660(ws, out, o.Epoch, hybrid)
+}
+
+// hybridBoot makes the isohybrid GRUB core.img in the workspace ws and
+// returns what makeHybrid needs.
+func (o ISOOptions) hybridBoot(ctx context.Context, work, ws string) (*hybridBoot, error) {
+	bootImg, err := os.ReadFile(filepath.Join(o.Tools.GrubPCDir, "boot.img"))
+	if err != nil {
+		return nil, fmt.Errorf("GRUB boot.img for the isohybrid MBR: %w (apt-get install grub-pc-bin)", err)
+	}
+	core, err := o.Tools.MakeGrubCoreImg(ctx, work, grubISOConfig(o.Cmdline), hybridModules)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(ws, isoHybridCore), core, 0o644); err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256([]byte("iso-mbr-disk-id\x00" + o.Seed))
+	return &hybridBoot{BootImg: bootImg, CoreImg: isoHybridCore, EFIImg: isoEFIImage, DiskID: binary.LittleEndian.Uint32(h[:4])}, nil
 }
 
 // writeInitrd writes the installer's initramfs: an uncompressed newc cpio
@@ -313,8 +336,9 @@ func compressZstd(ctx context.Context, src, dst string) error {
 	return out.Close()
 }
 
-// writeISO9660 lays the workspace ws out as an ISO at out.
-func writeISO9660(ws, out string, epoch int64) error {
+// writeISO9660 lays the workspace ws out as an ISO at out, isohybrid when
+// hybrid is not nil.
+func writeISO9660(ws, out string, epoch int64, hybrid *hybridBoot) error {
 	var total int64
 	t := time.Unix(epoch, 0)
 	err := filepath.Walk(ws, func(p string, fi os.FileInfo, err error) error {
@@ -369,7 +393,7 @@ func writeISO9660(ws, out string, epoch int64) error {
 		return fmt.Errorf("writing the ISO: %w", err)
 	}
 	d.Close()
-	if err := fixISO(tmpName, t); err != nil {
+	if err := fixISO(tmpName, t, hybrid); err != nil {
 		return err
 	}
 	if err := os.Rename(tmpName, out); err != nil {
@@ -386,8 +410,9 @@ const isoPadding = 150 // sectors of 2048 bytes
 
 // fixISO sets the volume size to the files plus isoPadding, trims the file
 // to it, and sets the volume descriptor's four dates (go-diskfs writes the
-// wall clock) to t, so the same inputs give the same ISO.
-func fixISO(p string, t time.Time) error {
+// wall clock) to t, so the same inputs give the same ISO; then makes it
+// isohybrid when hybrid is not nil.
+func fixISO(p string, t time.Time, hybrid *hybridBoot) error {
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -417,6 +442,11 @@ func fixISO(p string, t time.Time) error {
 	root := pvd[156 : 156+34]
 	if err := fixDirDates(f, binary.LittleEndian.Uint32(root[2:6]), binary.LittleEndian.Uint32(root[10:14]), t, 0); err != nil {
 		return fmt.Errorf("ISO: %w", err)
+	}
+	if hybrid != nil {
+		if err := makeHybrid(f, int64(blocks)*2048, hybrid); err != nil {
+			return err
+		}
 	}
 	return f.Sync()
 }

@@ -21,7 +21,7 @@ func TestISO9660IsReproducible(t *testing.T) {
 		os.WriteFile(filepath.Join(ws, "boot/efiboot.img"), make([]byte, 64<<10), 0o644)
 		os.WriteFile(filepath.Join(ws, "boot/vmlinuz"), []byte("kernel"), 0o644)
 		out := filepath.Join(t.TempDir(), "x.iso")
-		if err := writeISO9660(ws, out, 1700000000); err != nil {
+		if err := writeISO9660(ws, out, 1700000000, nil); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(out)
