@@ -384,11 +384,7 @@ func xfsProtofile(t *testing.T, tree *overlay.Tree) string {
 			switch e.Kind {
 			case overlay.KindDir:
 				b.WriteString(head("d") + "\n")
-				key := e.Path
-				if dir == "." {
-					key = e.Path
-				}
-				walk(key)
+				walk(e.Path)
 				b.WriteString("$\n")
 			case overlay.KindFile:
 				fmt.Fprintf(&b, "%s %s\n", head("-"), filepath.Join(tree.Root, e.Path))
