@@ -36,7 +36,9 @@ import (
 // The family-specific fixups of distros (network stack, cloud-init, kernel
 // exposure) are not applied: a vendor image keeps its own configuration.
 
-// inPlaceFiles are the fixups expressed as added files.
+// inPlaceSSHDropIn makes missing SSH host keys before sshd starts (the
+// appliance removes the vendor's); with systemd-firstboot masked, the fixups
+// the overlay carries as added files.
 const inPlaceSSHDropIn = `# Written by imagebuilder: the image carries no SSH host keys; each host makes its own.
 [Service]
 ExecStartPre=
