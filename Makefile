@@ -27,6 +27,7 @@ deps:
 build:
 	$(GO) build -trimpath -o $(BIN) ./imagebuilder/cmd/imagebuilder
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-buildid= -o $(dir $(BIN))imagebuilder-installer ./imagebuilder/installer/cmd/installer
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-buildid= -o $(dir $(BIN))imagebuilder-appliance ./imagebuilder/inplace/appliance
 
 $(BASE): distros/debian/mkbase.sh | deps
 	@mkdir -p $(BUILD)

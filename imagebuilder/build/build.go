@@ -80,6 +80,15 @@ type Options struct {
 	// OCIPush, when set with the oci format, is a registry reference the
 	// image is pushed to ("127.0.0.1:5000/cluster/host:1").
 	OCIPush string
+
+	// InPlace keeps a raw or qcow2 vendor image's partitions, boot loader
+	// and file system (XFS or ext4): the overlay is applied to a copy of it
+	// by the in-place appliance VM (see inplace.go). ApplianceKernel is a
+	// rootfs tarball whose kernel and modules run the appliance;
+	// ApplianceBinary the static appliance (default: imagebuilder-appliance
+	// next to the running program, else in PATH).
+	InPlace                          bool
+	ApplianceKernel, ApplianceBinary string
 }
 
 // Artifact is one output file.
@@ -117,9 +126,11 @@ type Result struct {
 	GrowRoot        bool     `json:"grow_root,omitempty"`
 	SourceDateEpoch int64    `json:"source_date_epoch"`
 	// Disk is the partition layout of the disk formats.
-	Disk      *DiskLayout `json:"disk,omitempty"`
-	Artifacts []Artifact  `json:"artifacts"`
-	Stages    []Stage     `json:"stages,omitempty"`
+	Disk *DiskLayout `json:"disk,omitempty"`
+	// InPlace: the vendor image's layout was kept (Options.InPlace).
+	InPlace   bool       `json:"in_place,omitempty"`
+	Artifacts []Artifact `json:"artifacts"`
+	Stages    []Stage    `json:"stages,omitempty"`
 }
 
 func (o *Options) validate() error {
@@ -199,6 +210,9 @@ func (o *Options) validate() error {
 	if o.OutDir == "" {
 		errs = append(errs, errors.New("out: required (the output folder)"))
 	}
+	if o.InPlace {
+		errs = append(errs, o.validateInPlace())
+	}
 	return errors.Join(errs...)
 }
 
@@ -227,6 +241,16 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (*Result, error) {
 		}
 		log.Info("stage done", "stage", name, "seconds", fmt.Sprintf("%.2f", s))
 		return ctx.Err()
+	}
+	if o.InPlace {
+		res.Formats, res.SourceDateEpoch, res.InPlace = o.Formats, o.SourceDateEpoch, true
+		if err := runInPlace(ctx, log, o, res, timed); err != nil {
+			return nil, err
+		}
+		if err := timed("checksums and manifest", func() error { return writeManifest(o.OutDir, res) }); err != nil {
+			return nil, err
+		}
+		return res, nil
 	}
 
 	stage, err := os.MkdirTemp(o.OutDir, ".stage-")

@@ -44,6 +44,16 @@ Formats (--format, several at once; default raw,qcow2):
          empty disk (or installer.disk=vdb on the kernel command line),
          verifies it by reading it back and reboots into it
 
+In place (--in-place, for vendor images whose layout must be kept, such as
+RHEL KVM guest images with an XFS root): --base is a raw or qcow2 disk and
+is never modified. A copy gets the bundle, unit links and role from a
+small appliance VM (the kernel of --appliance-kernel, a rootfs tarball,
+plus a static /init) that mounts the root, applies them, resets the
+machine identity, drops host keys, logs and caches, asks for an SELinux
+relabel when SELinux is on, and powers off. Partitions, boot loader and
+file system stay the vendor's. Formats: raw and qcow2. No root, loop
+devices or mounts on the build machine; needs qemu-system-x86_64.
+
 Every output is listed with its sha256 and size in NAME.manifest.json
 (with the base and bundle digests, config hash, formats, disk layout) and
 in SHA256SUMS. Same inputs and SOURCE_DATE_EPOCH give the same bytes for
@@ -61,6 +71,10 @@ raw, qcow2, tar and oci. Check an image later with "imagebuilder verify".`,
   # UEFI only, console on the second serial port, extra kernel arguments
   imagebuilder build --base base.tar --bundle cb.tar.zst --out out \
     --boot uefi --console ttyS1,115200 --cmdline "quiet cluster.role=agent"
+
+  # keep a vendor image's layout (XFS root, its own boot loader)
+  imagebuilder build --in-place --base rhel-9-kvm.qcow2 --bundle cb.tar.zst \
+    --role agent --format qcow2 --appliance-kernel build/base-debian12.tar --out out
 
   # the images of a Packer template (images.hcl), without Packer
   imagebuilder build images.hcl --only debian-master --var out=build/images`,
@@ -116,6 +130,9 @@ raw, qcow2, tar and oci. Check an image later with "imagebuilder verify".`,
 	f.StringVar(&o.InstallerBinary, "installer-bin", "", "static installer for --format iso (default: imagebuilder-installer beside this program, else in PATH)")
 	f.StringVar(&o.OCIPush, "oci-push", "", "push the oci format to this registry reference (needs --format oci)")
 	f.Int64Var(&o.SizeMiB, "size", 0, "disk size in MiB (0: fit the content)")
+	f.BoolVar(&o.InPlace, "in-place", false, "keep the vendor disk image's partitions, boot loader and file system (XFS or ext4): apply the bundle to a copy inside an appliance VM")
+	f.StringVar(&o.ApplianceKernel, "appliance-kernel", "", "with --in-place: rootfs tarball whose /boot/vmlinuz-* and modules run the appliance (e.g. the Debian base)")
+	f.StringVar(&o.ApplianceBinary, "appliance-bin", "", "with --in-place: static appliance /init (default: imagebuilder-appliance beside this program, else in PATH)")
 	fromFile.add(cmd)
 	return cmd
 }

@@ -11,8 +11,15 @@
 // or permissive, and powers off. No root and no loop device is needed on the
 // build machine.
 //
-// Not yet: wiring into `imagebuilder build` (making the overlay — bundle at
-// the prefix, unit links, role, distro fixups — against a root the host
-// cannot read, since XFS is only read inside the appliance), LVM roots, and
-// booting a full vendor OS from an XFS image in the tests.
+// With Options.Hygiene (what `imagebuilder build --in-place` uses, see
+// imagebuilder/build/inplace.go) the appliance also does the part of the
+// distro hygiene that must see the root: machine-id by the root's systemd
+// version, SSH host keys, logs, caches, build leftovers, resolv.conf; and
+// prints the root's os-release, from which the build detects the
+// distribution. The build machine makes the rest of the overlay (bundle,
+// unit links, role, fixups that are added files).
+//
+// Not done: LVM roots (the appliance looks for XFS or ext4 on the disk's
+// partitions only), and the family-specific fixups (network stack,
+// cloud-init, kernel exposure), which a vendor image keeps as its own.
 package inplace

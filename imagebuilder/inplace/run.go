@@ -28,6 +28,10 @@ type Options struct {
 	InitBinary string
 	// List, instead of applying, prints the root's entries ("IBLIST ...").
 	List bool
+	// Hygiene, after applying, resets the machine identity and drops host
+	// keys, logs, caches and leftovers in the root, and prints its
+	// os-release ("IBOSRELEASE ..."; see OSRelease).
+	Hygiene bool
 	// Timeout bounds the appliance run; 0 is 5 minutes.
 	Timeout time.Duration
 }
@@ -72,6 +76,9 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (string, error) {
 	if o.List {
 		appendLine += " ib.mode=list"
 	}
+	if o.Hygiene {
+		appendLine += " ib.hygiene=1"
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	args := []string{
@@ -110,4 +117,16 @@ func tail(s string) string {
 		s = s[len(s)-3000:]
 	}
 	return s
+}
+
+// OSRelease is the image's os-release as the appliance printed it (with
+// Options.Hygiene).
+func OSRelease(console string) []byte {
+	var b strings.Builder
+	for _, l := range strings.Split(console, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimRight(l, "\r"), "IBOSRELEASE "); ok {
+			b.WriteString(rest + "\n")
+		}
+	}
+	return []byte(b.String())
 }

@@ -3,7 +3,9 @@
 // extracts the overlay tar from /dev/vdb onto it without ever leaving the
 // root, asks for an SELinux relabel when the image enforces SELinux, and
 // powers off. With ib.mode=list on the kernel command line it prints the
-// root's entries instead (for tests). It prints one final line,
+// root's entries instead (for tests). With ib.hygiene=1 it also resets the
+// machine identity and drops host keys, logs and caches (hygiene.go) and
+// prints the root's os-release as IBOSRELEASE lines. It prints one final line,
 // "IMAGEBUILDER-APPLIANCE: OK" or "IMAGEBUILDER-APPLIANCE: FAILED: why".
 package main
 
@@ -53,6 +55,7 @@ func run() error {
 	}
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	list := strings.Contains(string(cmdline), "ib.mode=list")
+	clean := strings.Contains(string(cmdline), "ib.hygiene=1")
 	if err := waitFor("/sys/class/block/vda", 30*time.Second); err != nil {
 		return err
 	}
@@ -65,6 +68,9 @@ func run() error {
 		err = listTree(root)
 	} else {
 		err = applyOverlay(root)
+		if err == nil && clean {
+			err = hygiene(int(root.Fd()))
+		}
 	}
 	root.Close()
 	if err != nil {

@@ -1,0 +1,226 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"imagebuilder/distros"
+	"imagebuilder/imagebuilder/base"
+	"imagebuilder/imagebuilder/inplace"
+	"imagebuilder/imagebuilder/output"
+	"imagebuilder/overlay"
+)
+
+// The in-place path (Options.InPlace) keeps a vendor disk image's layout:
+// the partition table, boot loader and file system (XFS, ext4) stay as the
+// vendor made them. The build machine cannot read an XFS root without
+// mounting it, so the work is split:
+//
+//   - here, an overlay tar holding only what the build adds: the bundle at
+//     its prefix, the unit links, the role, and the fixups that are plain
+//     added files (systemd-firstboot masked, the ssh host-key drop-in);
+//   - inside the appliance VM (imagebuilder/inplace), over a copy of the
+//     image: the overlay extracted with every path resolved in the root, the
+//     hygiene that must see the root (machine-id by the root's systemd
+//     version, SSH host keys, logs, caches, leftovers, resolv.conf), an
+//     SELinux relabel on first boot when the root enforces SELinux, and the
+//     root's os-release printed back, from which the distribution is
+//     detected and checked.
+//
+// The family-specific fixups of distros (network stack, cloud-init, kernel
+// exposure) are not applied: a vendor image keeps its own configuration.
+
+// inPlaceSSHDropIn makes missing SSH host keys before sshd starts (the
+// appliance removes the vendor's); with systemd-firstboot masked, the fixups
+// the overlay carries as added files.
+const inPlaceSSHDropIn = `# Written by imagebuilder: the image carries no SSH host keys; each host makes its own.
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+`
+
+func (o *Options) validateInPlace() error {
+	var errs []error
+	if kind, _, err := base.Parse(o.Base); err == nil && kind != base.KindRaw && kind != base.KindQcow2 {
+		errs = append(errs, fmt.Errorf("in-place: base %s is a %s; the in-place path takes a raw or qcow2 disk image", o.Base, kind))
+	}
+	for _, f := range o.Formats {
+		if f != "raw" && f != "qcow2" {
+			errs = append(errs, fmt.Errorf("in-place: format %q: the in-place path writes raw and qcow2 only (the vendor's layout is kept)", f))
+		}
+	}
+	if o.ApplianceKernel == "" {
+		errs = append(errs, errors.New("in-place: appliance kernel: required (a rootfs tarball with /boot/vmlinuz-* and its modules, e.g. the Debian base)"))
+	} else if _, err := os.Stat(o.ApplianceKernel); err != nil {
+		errs = append(errs, fmt.Errorf("in-place: appliance kernel: %w", err))
+	}
+	if o.ApplianceBinary == "" {
+		o.ApplianceBinary = findBeside("imagebuilder-appliance")
+	}
+	if o.ApplianceBinary == "" {
+		errs = append(errs, errors.New("in-place: no appliance binary: build it with CGO_ENABLED=0 go build -o bin/imagebuilder-appliance ./imagebuilder/inplace/appliance, or pass --appliance-bin"))
+	} else if _, err := os.Stat(o.ApplianceBinary); err != nil {
+		errs = append(errs, fmt.Errorf("in-place: appliance binary: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// runInPlace copies the vendor image (never changing it), applies the
+// overlay to the copy in the appliance and writes the requested formats.
+func runInPlace(ctx context.Context, log *slog.Logger, o Options, res *Result, timed func(string, func() error) error) error {
+	stage, err := os.MkdirTemp(o.OutDir, ".stage-")
+	if err != nil {
+		return fmt.Errorf("creating staging folder: %w", err)
+	}
+	defer os.RemoveAll(stage)
+	kind, imgPath, err := base.Parse(o.Base)
+	if err != nil {
+		return err
+	}
+	var info *bundleInfo
+	var kernel *inplace.Kernel
+	overlayTar := filepath.Join(stage, "overlay.tar")
+	work := filepath.Join(stage, "work.qcow2")
+	var console string
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"inspect inputs", func() error {
+			res.BaseKind = string(kind)
+			if res.BaseSHA256, err = fileSHA256(imgPath); err != nil {
+				return fmt.Errorf("base: %w", err)
+			}
+			if res.BundleSHA256, err = fileSHA256(o.Bundle); err != nil {
+				return fmt.Errorf("bundle: %w", err)
+			}
+			if info, err = inspectBundle(o.Bundle); err != nil {
+				return err
+			}
+			res.Prefix, res.ConfigHash = info.Prefix, info.ConfigHash
+			kernel, err = inplace.KernelFromBase(o.ApplianceKernel)
+			return err
+		}},
+		{"make overlay", func() error {
+			root := filepath.Join(stage, "overlay")
+			if err := os.Mkdir(root, 0o755); err != nil {
+				return err
+			}
+			tree := overlay.NewTree(root)
+			r, err := openTar(o.Bundle)
+			if err != nil {
+				return fmt.Errorf("bundle: %w", err)
+			}
+			defer r.Close()
+			if err := tree.InstallBundle(r, overlay.HostLayout{Prefix: info.Prefix, Role: o.Role}); err != nil {
+				return err
+			}
+			if err := tree.MkdirAll("etc/systemd/system/ssh.service.d", 0o755, 0, 0); err != nil {
+				return err
+			}
+			if err := tree.Symlink("/dev/null", "etc/systemd/system/systemd-firstboot.service"); err != nil {
+				return err
+			}
+			if err := tree.WriteFile("etc/systemd/system/ssh.service.d/imagebuilder-host-keys.conf", []byte(inPlaceSSHDropIn), 0o644, 0, 0); err != nil {
+				return err
+			}
+			return output.WriteTarFile(ctx, overlayTar, tree, o.SourceDateEpoch)
+		}},
+		{"copy vendor image", func() error {
+			return qemuImg(ctx, "convert", "-q", "-f", string(kind), "-O", "qcow2", imgPath, work)
+		}},
+		{"apply in place", func() error {
+			console, err = inplace.Run(ctx, log, inplace.Options{
+				Image: work, Format: "qcow2", Overlay: overlayTar, Kernel: kernel,
+				InitBinary: o.ApplianceBinary, Hygiene: true,
+			})
+			if err != nil {
+				return err
+			}
+			osr := distros.ParseOSRelease(inplace.OSRelease(console))
+			p, err := distros.DetectRelease(osr)
+			if err != nil {
+				return fmt.Errorf("base %s: %w", o.Base, err)
+			}
+			res.Distro = p.Name() + " " + osr["VERSION_ID"]
+			log.Info("base distribution", "profile", p.Name(), "release", osr.Pretty(),
+				"selinux_relabel", strings.Contains(console, "/.autorelabel written"))
+			return nil
+		}},
+	}
+	for _, s := range steps {
+		if err := timed(s.name, s.fn); err != nil {
+			return err
+		}
+	}
+	for _, f := range o.Formats {
+		out := filepath.Join(o.OutDir, o.Name+"."+f)
+		if err := timed("write "+f, func() error {
+			tmp := filepath.Join(stage, "out."+f)
+			args := []string{"convert", "-q", "-f", "qcow2", "-O", f}
+			if f == "raw" {
+				args = append(args, "-S", "4k")
+			}
+			if err := qemuImg(ctx, append(args, work, tmp)...); err != nil {
+				return err
+			}
+			if err := syncAndRename(tmp, out); err != nil {
+				return err
+			}
+			a, err := describe(f, out)
+			if err != nil {
+				return err
+			}
+			res.Artifacts = append(res.Artifacts, a)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func qemuImg(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "qemu-img", args...).CombinedOutput()
+	if errors.Is(err, exec.ErrNotFound) {
+		return errors.New("qemu-img is needed: apt-get install qemu-utils")
+	}
+	if err != nil {
+		return fmt.Errorf("qemu-img %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func syncAndRename(tmp, out string) error {
+	f, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, out)
+}
+
+// findBeside looks for a program next to the running one, then in PATH.
+func findBeside(name string) string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	return ""
+}
