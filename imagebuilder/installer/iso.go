@@ -37,8 +37,9 @@ const (
 
 // DiskModules are the drivers the installer loads (with their
 // dependencies) when the kernel has them as modules: virtio, NVMe, SATA,
-// SCSI and Xen disks.
-var DiskModules = []string{"virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "nvme", "ahci", "ata_piix", "xen_blkfront"}
+// SCSI, Xen and USB disks.
+var DiskModules = []string{"virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "nvme", "ahci", "ata_piix", "xen_blkfront",
+	"xhci_pci", "ehci_pci", "usb_storage", "uas"}
 
 // ISOOptions say what goes into the installer ISO.
 type ISOOptions struct {
