@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +22,9 @@ import (
 func (a *Agent) IPDetect(ctx context.Context) error {
 	cfg, err := a.loadConfig()
 	if err != nil {
+		return err
+	}
+	if cfg, err = a.ipDetectOverride(cfg); err != nil {
 		return err
 	}
 	ip, err := a.detectIP(ctx, cfg)
@@ -191,4 +196,31 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// ipDetectOverride uses the system credential cluster.ip-detect, when the
+// host was booted with one, instead of the bundle's ip-detect: it is copied
+// to /run/cluster/ip-detect (mode 0755) and cfg points there. The image
+// stays as built; the credential is how a fixed ip-detect reaches a host
+// whose bundled one fails (SMBIOS type 11, or the kernel command line's
+// systemd.set_credential_binary=cluster.ip-detect:BASE64).
+func (a *Agent) ipDetectOverride(cfg clusterConfig) (clusterConfig, error) {
+	src := filepath.Join(SystemCredentialsDir, IPDetectCredential)
+	data, err := os.ReadFile(a.Paths.Host(src))
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("reading the ip-detect credential: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return cfg, fmt.Errorf("credential %s is empty: want an ip-detect script", src)
+	}
+	if err := WriteFileAtomic(a.Paths.Host(IPDetectOverrideFile), data, 0o755); err != nil {
+		return cfg, fmt.Errorf("installing the ip-detect credential: %w", err)
+	}
+	a.Log.Info("using ip-detect from a credential instead of the bundle's", "credential", src, "replaces", cfg.ipDetect)
+	fmt.Fprintf(a.Stdout, "cluster-firstboot: ip-detect from credential %s replaces %s\n", IPDetectCredential, cfg.ipDetect)
+	cfg.ipDetect = a.Paths.Host(IPDetectOverrideFile)
+	return cfg, nil
 }

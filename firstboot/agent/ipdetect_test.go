@@ -287,3 +287,35 @@ func readOr(t *testing.T, path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
 }
+
+// TestIPDetectCredentialOverride: a host whose bundled ip-detect fails
+// recovers with the cluster.ip-detect credential, which replaces the
+// script without touching the image; an empty credential is refused.
+func TestIPDetectCredentialOverride(t *testing.T) {
+	h := newTestHost(t)
+	bundled := script(t, filepath.Join(h.prefix, "etc", "ip-detect"), "echo garbage")
+	h.clusterEnv("CLUSTER_NAME=test", "IP_DETECT="+bundled)
+	if err := h.agent.IPDetect(context.Background()); err == nil {
+		t.Fatal("the bundled ip-detect prints garbage, yet IPDetect succeeded")
+	}
+	h.write(filepath.Join(SystemCredentialsDir, IPDetectCredential), "#!/bin/sh\necho 10.0.2.15\n")
+	if err := h.agent.IPDetect(context.Background()); err != nil {
+		t.Fatalf("IPDetect with the credential: %v", err)
+	}
+	if got := h.read(IPEnvFile); got != "DETECTED_IP=10.0.2.15\n" {
+		t.Errorf("ip.env = %q", got)
+	}
+	if fi, err := os.Stat(h.agent.Paths.Host(IPDetectOverrideFile)); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("override script: %v %v", fi, err)
+	}
+	if out := h.stdout.String(); !strings.Contains(out, "ip-detect from credential cluster.ip-detect replaces "+bundled) || !strings.Contains(out, "(ip-detect "+h.agent.Paths.Host(IPDetectOverrideFile)+")") {
+		t.Errorf("console %q does not say the credential replaced %s", out, bundled)
+	}
+	if b := readOr(t, bundled); b != "#!/bin/sh\necho garbage\n" {
+		t.Errorf("the bundled script changed: %q", b)
+	}
+	h.write(filepath.Join(SystemCredentialsDir, IPDetectCredential), " \n")
+	if err := h.agent.IPDetect(context.Background()); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty credential: IPDetect = %v, want an error saying it is empty", err)
+	}
+}
