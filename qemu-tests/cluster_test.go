@@ -143,9 +143,19 @@ foreign) echo 203.0.113.7 ;;
 esac
 `
 
+// fixedIPDetect is the corrected ip-detect delivered as the credential
+// cluster.ip-detect: the route to the first master.
+const fixedIPDetect = `#!/bin/sh
+. /opt/cluster/etc/cluster.env
+ip -4 route get "${MASTER_LIST%% *}" | sed -n 's/.* src \([0-9.]*\).*/\1/p'
+`
+
 // TestIPDetectFailuresNeverJoin boots one image three times, with an
 // ip-detect that hangs, prints garbage or prints an address that is not on
-// the host: none may join, and the report and the journal say why.
+// the host: none may join, and the report and the journal say why. Then
+// the garbage host's own disk boots again, its bundled ip-detect still
+// broken, with a fixed ip-detect as the credential cluster.ip-detect: it
+// joins (the recovery path of firstboot/README.md, no rebuild).
 func TestIPDetectFailuresNeverJoin(t *testing.T) {
 	t.Parallel()
 	cfg := strings.Replace(clusterConfig, "ip_detect_timeout: 30s", "ip_detect_timeout: 2s", 1)
@@ -155,9 +165,19 @@ func TestIPDetectFailuresNeverJoin(t *testing.T) {
 		"garbage": `printed "eth0:<BROADCAST,UP>\n": that is not an IP address`,
 		"foreign": `printed "203.0.113.7\n", which is not assigned to any local interface`,
 	}
+	// The garbage host keeps its disk (and the master's link address, the
+	// one master_list names) for the recovery boot.
+	garbageDisk := filepath.Join(t.TempDir(), "garbage.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", img, garbageDisk).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
 	var nodes []boottest.Node
 	for _, mode := range []string{"hang", "garbage", "foreign"} {
-		nodes = append(nodes, boottest.Node{Name: mode, Credentials: map[string]string{"test.ipdetect": mode}})
+		n := boottest.Node{Name: mode, Credentials: map[string]string{"test.ipdetect": mode}}
+		if mode == "garbage" {
+			n.Disk, n.Persistent, n.LinkIP = garbageDisk, true, "192.168.76.11"
+		}
+		nodes = append(nodes, n)
 	}
 	const noState = "test ! -e /var/lib/cluster/joined && test ! -e /var/lib/cluster/ip && test ! -e /run/cluster/ip.env"
 	rep := runBoottest(t, boottest.Spec{Image: img, Nodes: nodes, Timeout: 8 * time.Minute, Checks: []string{noState}})
@@ -172,6 +192,22 @@ func TestIPDetectFailuresNeverJoin(t *testing.T) {
 			t.Errorf("%s: the journal excerpt does not say why (%v)", n.Name, err)
 		}
 	}
+
+	// Recovery: the same disk, the same broken bundle, a fixed ip-detect.
+	fixed := nodes[1]
+	fixed.Credentials = map[string]string{"test.ipdetect": "garbage", "cluster.ip-detect": fixedIPDetect}
+	rep = runBoottest(t, boottest.Spec{Image: img, Nodes: []boottest.Node{fixed}, Timeout: 5 * time.Minute,
+		ExpectConsole: []string{`cluster-firstboot: ip-detect from credential cluster.ip-detect replaces /opt/cluster/etc/ip-detect`},
+		Checks:        []string{"test -s /var/lib/cluster/joined && cat /var/lib/cluster/ip"}})
+	n := rep.Nodes[0]
+	if !n.Passed() {
+		t.Fatalf("recovery boot with a fixed ip-detect: %s\n%s", n.Verdict(), n.ConsoleTail)
+	}
+	if !strings.Contains(n.JoinLine, "cluster-firstboot: joined cluster lab as master with IP 192.168.76.11") {
+		t.Errorf("recovery boot: join line %q, want a fresh join as master with 192.168.76.11", n.JoinLine)
+	}
+	requireCase(t, n, boottest.CaseClusterSide, true)
+	t.Logf("recovered host: boot to joined %.1fs", n.JoinedSeconds)
 }
 
 // freeTCPPort is a loopback port free right now.
