@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 40m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CACHE_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: all deps build demo test unit boot-test vet lint bench bench-installsh bench-pkgbuild clean bench-outputs packer-tools packer-plugin packer-test
+.PHONY: all deps build demo test unit boot-test vet lint bench bench-installsh bench-pkgbuild clean bench-outputs bench-boot packer-tools packer-plugin packer-test
 
 all: build
 
@@ -94,6 +94,14 @@ bench-pkgbuild: deps
 # tar -x + mkfs.ext4 -d + qemu-img convert (imagebuilder/bench/bench-outputs.sh).
 bench-outputs: deps build $(BASE)
 	BIN=$(BIN) BASE=$(BASE) BUILD=$(BUILD) CACHE_DIR=$(CACHE_DIR) imagebuilder/bench/bench-outputs.sh
+
+# Boot-to-joined seconds per role next to the same image with cluster.target
+# masked (multi-user.target), BENCH_RUNS runs (default 3), median/min/max;
+# reports whether firstboot adds under 2 s (qemu-tests/bench_test.go).
+BENCH_RUNS ?= 3
+bench-boot: deps $(BASE)
+	IMAGEBUILDER_BASE_TAR=$(abspath $(BASE)) IMAGEBUILDER_CACHE=$(CACHE_DIR) IMAGEBUILDER_BENCH_RUNS=$(BENCH_RUNS) \
+	  $(GO) test -count=1 -timeout 60m -run '^$$' -bench BenchmarkBootToJoined -benchtime 1x -v ./qemu-tests/
 
 clean:
 	rm -rf bin $(BUILD)
