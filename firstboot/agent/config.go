@@ -20,6 +20,9 @@ type clusterConfig struct {
 	env             Env
 	name            string
 	ipDetect        string
+	// ipDetectInterp, when set, runs ipDetect through its #! interpreter
+	// (the credential's copy lives on /run, which may be noexec).
+	ipDetectInterp []string
 	ipDetectTimeout time.Duration
 	joinTimeout     time.Duration
 }

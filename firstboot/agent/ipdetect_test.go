@@ -314,8 +314,15 @@ func TestIPDetectCredentialOverride(t *testing.T) {
 	if b := readOr(t, bundled); b != "#!/bin/sh\necho garbage\n" {
 		t.Errorf("the bundled script changed: %q", b)
 	}
-	h.write(filepath.Join(SystemCredentialsDir, IPDetectCredential), " \n")
-	if err := h.agent.IPDetect(context.Background()); err == nil || !strings.Contains(err.Error(), "is empty") {
-		t.Errorf("empty credential: IPDetect = %v, want an error saying it is empty", err)
+	// The #! line's argument reaches the interpreter.
+	h.write(filepath.Join(SystemCredentialsDir, IPDetectCredential), "#!/bin/sh -e\necho 10.0.2.15\n")
+	if err := h.agent.IPDetect(context.Background()); err != nil {
+		t.Fatalf("IPDetect with a #!/bin/sh -e credential: %v", err)
+	}
+	for body, want := range map[string]string{" \n": "is empty", "echo 10.0.2.15\n": "first line is #!", "#!sh\necho 10.0.2.15\n": "absolute interpreter"} {
+		h.write(filepath.Join(SystemCredentialsDir, IPDetectCredential), body)
+		if err := h.agent.IPDetect(context.Background()); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), IPDetectCredential) {
+			t.Errorf("credential %q: IPDetect = %v, want an error naming the credential saying %q", body, err, want)
+		}
 	}
 }
