@@ -12,7 +12,7 @@ TEST_TIMEOUT ?= 40m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CACHE_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)
 
-.PHONY: all deps build demo test unit boot-test vet lint bench bench-installsh bench-pkgbuild clean bench-outputs packer-tools packer-plugin packer-test bench-deps
+.PHONY: all deps build demo test unit boot-test vet lint bench bench-installsh bench-pkgbuild clean bench-outputs packer-tools packer-plugin packer-test bench-deps bench-boot
 
 all: build
 
@@ -102,7 +102,7 @@ bench-outputs: deps build $(BASE)
 # `make test`. Other areas' benchmark targets join BENCH_TARGETS and run
 # first. BENCH_FLAGS passes flags (e.g. BENCH_FLAGS='-n 1 -boot=false').
 BENCH_APT_PACKAGES := libguestfs-tools linux-image-cloud-amd64 openssh-client
-BENCH_TARGETS := bench-pkgbuild bench-outputs bench-installsh
+BENCH_TARGETS := bench-pkgbuild bench-outputs bench-installsh bench-boot
 BENCH_FLAGS ?=
 
 bench-deps: deps
@@ -116,6 +116,14 @@ bench-deps: deps
 bench: bench-deps build $(BASE) $(BENCH_TARGETS)
 	$(GO) build -o bin/bench ./bench
 	IMAGEBUILDER_CACHE=$(CACHE_DIR) bin/bench -base $(BASE) -bin $(BIN) $(BENCH_FLAGS)
+
+# Boot-to-joined seconds per role next to the same image with cluster.target
+# masked (multi-user.target), BENCH_RUNS runs (default 3), median/min/max;
+# reports whether firstboot adds under 2 s (qemu-tests/bench_test.go).
+BENCH_RUNS ?= 3
+bench-boot: deps $(BASE)
+	IMAGEBUILDER_BASE_TAR=$(abspath $(BASE)) IMAGEBUILDER_CACHE=$(CACHE_DIR) IMAGEBUILDER_BENCH_RUNS=$(BENCH_RUNS) \
+	  $(GO) test -count=1 -timeout 60m -run '^$$' -bench BenchmarkBootToJoined -benchtime 1x -v ./qemu-tests/
 
 clean:
 	rm -rf bin $(BUILD)

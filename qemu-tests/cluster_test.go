@@ -1,14 +1,24 @@
 package qemutests
 
 import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"imagebuilder/imagebuilder/boottest"
+	"imagebuilder/imagebuilder/qemu"
 )
 
 // clusterConfig is a cluster whose one master sits on the link between
@@ -45,6 +55,18 @@ func TestClusterOneImageThreeRoles(t *testing.T) {
 	}
 	const masterLate = 60 * time.Second
 	nodes[0].Delay = masterLate
+	// The master's etcd also answers on its user-mode NIC (restrict=on:
+	// only this host reaches it), forwarded from a loopback port, so the
+	// test reads the membership over etcd's own HTTP gateway.
+	port := freeTCPPort(t)
+	var seen etcdView
+	nodes[0].Credentials = map[string]string{"cluster.etcd-listen-client-urls": "http://0.0.0.0:2379"}
+	nodes[0].HostFwd = []qemu.HostFwd{{HostPort: port, GuestPort: 2379}}
+	nodes[0].HostChecks = []boottest.HostCheck{{Name: "etcd over hostfwd", Run: func(ctx context.Context) (string, error) {
+		v, err := readEtcd(ctx, fmt.Sprintf("http://127.0.0.1:%d", port))
+		seen = v
+		return v.String(), err
+	}}}
 	rep := runBoottest(t, boottest.Spec{Image: img, Nodes: nodes, Timeout: 8 * time.Minute,
 		Checks: []string{"systemctl is-active clusterd-master.service cluster-etcd.service || systemctl is-active clusterd-agent.service", etcdMembers}})
 	for _, n := range rep.Nodes {
@@ -59,6 +81,17 @@ func TestClusterOneImageThreeRoles(t *testing.T) {
 		t.Logf("%s (%s): boot to joined %.1fs", n.Name, n.Role, n.JoinedSeconds)
 		if n.Role == "agent" && n.JoinedSeconds < masterLate.Seconds() {
 			t.Errorf("%s joined %.1fs after power-on, before its master was even started", n.Name, n.JoinedSeconds)
+		}
+	}
+	requireCase(t, rep.Nodes[0], boottest.HostCheckCase("etcd over hostfwd"), true)
+	if len(seen.Members) != 1 || seen.Members[0].Name != "192.168.76.11" ||
+		!slices.Equal(seen.Members[0].PeerURLs, []string{"http://192.168.76.11:2380"}) ||
+		!slices.Equal(seen.Members[0].ClientURLs, []string{"http://192.168.76.11:2379"}) {
+		t.Errorf("etcd member list over the hostfwd port: %+v, want the master alone, advertising its link address", seen.Members)
+	}
+	for _, want := range []struct{ ip, role string }{{"192.168.76.11", "master"}, {"192.168.76.21", "agent"}, {"192.168.76.22", "agent"}} {
+		if got := seen.Keys["/cluster/members/"+want.ip]; !strings.Contains(got, `"role":"`+want.role+`"`) {
+			t.Errorf("etcd over the hostfwd port: /cluster/members/%s = %q, want a registration as %s", want.ip, got, want.role)
 		}
 	}
 	c := requireCase(t, rep.Nodes[0], boottest.CheckCase(etcdMembers), true)
@@ -110,9 +143,19 @@ foreign) echo 203.0.113.7 ;;
 esac
 `
 
+// fixedIPDetect is the corrected ip-detect delivered as the credential
+// cluster.ip-detect: the route to the first master.
+const fixedIPDetect = `#!/bin/sh
+. /opt/cluster/etc/cluster.env
+ip -4 route get "${MASTER_LIST%% *}" | sed -n 's/.* src \([0-9.]*\).*/\1/p'
+`
+
 // TestIPDetectFailuresNeverJoin boots one image three times, with an
 // ip-detect that hangs, prints garbage or prints an address that is not on
-// the host: none may join, and the report and the journal say why.
+// the host: none may join, and the report and the journal say why. Then
+// the garbage host's own disk boots again, its bundled ip-detect still
+// broken, with a fixed ip-detect as the credential cluster.ip-detect: it
+// joins (the recovery path of firstboot/README.md, no rebuild).
 func TestIPDetectFailuresNeverJoin(t *testing.T) {
 	t.Parallel()
 	cfg := strings.Replace(clusterConfig, "ip_detect_timeout: 30s", "ip_detect_timeout: 2s", 1)
@@ -122,9 +165,19 @@ func TestIPDetectFailuresNeverJoin(t *testing.T) {
 		"garbage": `printed "eth0:<BROADCAST,UP>\n": that is not an IP address`,
 		"foreign": `printed "203.0.113.7\n", which is not assigned to any local interface`,
 	}
+	// The garbage host keeps its disk (and the master's link address, the
+	// one master_list names) for the recovery boot.
+	garbageDisk := filepath.Join(t.TempDir(), "garbage.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", img, garbageDisk).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
 	var nodes []boottest.Node
 	for _, mode := range []string{"hang", "garbage", "foreign"} {
-		nodes = append(nodes, boottest.Node{Name: mode, Credentials: map[string]string{"test.ipdetect": mode}})
+		n := boottest.Node{Name: mode, Credentials: map[string]string{"test.ipdetect": mode}}
+		if mode == "garbage" {
+			n.Disk, n.Persistent, n.LinkIP = garbageDisk, true, "192.168.76.11"
+		}
+		nodes = append(nodes, n)
 	}
 	const noState = "test ! -e /var/lib/cluster/joined && test ! -e /var/lib/cluster/ip && test ! -e /run/cluster/ip.env"
 	rep := runBoottest(t, boottest.Spec{Image: img, Nodes: nodes, Timeout: 8 * time.Minute, Checks: []string{noState}})
@@ -139,4 +192,95 @@ func TestIPDetectFailuresNeverJoin(t *testing.T) {
 			t.Errorf("%s: the journal excerpt does not say why (%v)", n.Name, err)
 		}
 	}
+
+	// Recovery: the same disk, the same broken bundle, a fixed ip-detect.
+	fixed := nodes[1]
+	fixed.Credentials = map[string]string{"test.ipdetect": "garbage", "cluster.ip-detect": fixedIPDetect}
+	rep = runBoottest(t, boottest.Spec{Image: img, Nodes: []boottest.Node{fixed}, Timeout: 5 * time.Minute,
+		ExpectConsole: []string{`cluster-firstboot: ip-detect from credential cluster.ip-detect replaces /opt/cluster/etc/ip-detect`},
+		Checks:        []string{"test -s /var/lib/cluster/joined && cat /var/lib/cluster/ip"}})
+	n := rep.Nodes[0]
+	if !n.Passed() {
+		t.Fatalf("recovery boot with a fixed ip-detect: %s\n%s", n.Verdict(), n.ConsoleTail)
+	}
+	if !strings.Contains(n.JoinLine, "cluster-firstboot: joined cluster lab as master with IP 192.168.76.11") {
+		t.Errorf("recovery boot: join line %q, want a fresh join as master with 192.168.76.11", n.JoinLine)
+	}
+	requireCase(t, n, boottest.CaseClusterSide, true)
+	t.Logf("recovered host: boot to joined %.1fs", n.JoinedSeconds)
+}
+
+// freeTCPPort is a loopback port free right now.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// etcdView is what the test reads from etcd's v3 JSON gateway.
+type etcdView struct {
+	Members []struct {
+		Name       string   `json:"name"`
+		PeerURLs   []string `json:"peerURLs"`
+		ClientURLs []string `json:"clientURLs"`
+	} `json:"members"`
+	// Keys are the registrations under /cluster/members/ (key -> value).
+	Keys map[string]string
+}
+
+func (v etcdView) String() string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// readEtcd reads the member list (POST /v3/cluster/member/list) and the
+// keys under /cluster/members/ (POST /v3/kv/range) from etcd at url.
+func readEtcd(ctx context.Context, url string) (etcdView, error) {
+	v := etcdView{Keys: map[string]string{}}
+	post := func(path string, req, resp any) error {
+		body, _ := json.Marshal(req)
+		r, err := http.NewRequestWithContext(ctx, http.MethodPost, url+path, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		res, err := (&http.Client{Timeout: 10 * time.Second}).Do(r)
+		if err != nil {
+			return fmt.Errorf("POST %s: %w", path, err)
+		}
+		defer res.Body.Close()
+		data, err := io.ReadAll(res.Body)
+		if err != nil || res.StatusCode != http.StatusOK {
+			return fmt.Errorf("POST %s: %s %s (%v)", path, res.Status, data, err)
+		}
+		if err := json.Unmarshal(data, resp); err != nil {
+			return fmt.Errorf("POST %s: %w: %s", path, err, data)
+		}
+		return nil
+	}
+	if err := post("/v3/cluster/member/list", struct{}{}, &v); err != nil {
+		return v, err
+	}
+	enc := base64.StdEncoding.EncodeToString
+	var kv struct {
+		Kvs []struct{ Key, Value string } `json:"kvs"`
+	}
+	if err := post("/v3/kv/range", map[string]string{"key": enc([]byte("/cluster/members/")), "range_end": enc([]byte("/cluster/members0"))}, &kv); err != nil {
+		return v, err
+	}
+	for _, e := range kv.Kvs {
+		k, err1 := base64.StdEncoding.DecodeString(e.Key)
+		val, err2 := base64.StdEncoding.DecodeString(e.Value)
+		if err1 != nil || err2 != nil {
+			return v, fmt.Errorf("kv range: undecodable entry %+v", e)
+		}
+		v.Keys[string(k)] = string(val)
+	}
+	if len(v.Members) == 0 || len(v.Keys) == 0 {
+		return v, fmt.Errorf("etcd at %s answered no members or no keys: %s", url, v)
+	}
+	return v, nil
 }

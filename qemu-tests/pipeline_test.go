@@ -17,11 +17,11 @@ import (
 // repoRoot is the repository, one level up from this package.
 const repoRoot = ".."
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -30,7 +30,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // baseTar returns the Debian base tarball or fails with how to get one.
-func baseTar(t *testing.T) string {
+func baseTar(t testing.TB) string {
 	t.Helper()
 	p := os.Getenv("IMAGEBUILDER_BASE_TAR")
 	if p == "" {
@@ -77,7 +77,7 @@ func clusterBundle(t *testing.T, ipDetect string) string {
 // clusterBundleConfig is clusterBundle with configYAML instead of
 // examples/config.yaml when it is not empty (its ip_detect_path must be
 // "ip-detect").
-func clusterBundleConfig(t *testing.T, configYAML, ipDetect string) string {
+func clusterBundleConfig(t testing.TB, configYAML, ipDetect string) string {
 	t.Helper()
 	base, err := baseBundle()
 	if err != nil {
@@ -122,7 +122,7 @@ func buildImage(t *testing.T, cb, role string, formats ...string) *build.Result 
 	return res
 }
 
-func artifact(t *testing.T, res *build.Result, format string) string {
+func artifact(t testing.TB, res *build.Result, format string) string {
 	t.Helper()
 	for _, a := range res.Artifacts {
 		if a.Format == format {
@@ -134,7 +134,7 @@ func artifact(t *testing.T, res *build.Result, format string) string {
 }
 
 // buildImageOpts is buildImage to qcow2 with a kernel command line.
-func buildImageOpts(t *testing.T, cb, role, cmdline string) (*build.Result, error) {
+func buildImageOpts(t testing.TB, cb, role, cmdline string) (*build.Result, error) {
 	t.Helper()
 	return build.Run(context.Background(), testLogger(t), build.Options{
 		Base: baseTar(t), Bundle: cb, Role: role, OutDir: t.TempDir(), Name: "host", Formats: []string{"qcow2"}, KernelCmdline: cmdline,

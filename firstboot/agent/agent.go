@@ -23,6 +23,13 @@ const (
 	JoinedFile           = "/var/lib/cluster/joined"
 	SystemCredentialsDir = "/run/credentials/@system"
 	RoleCredential       = "cluster.role"
+	// IPDetectCredential, when present as a system credential, is an
+	// ip-detect script that replaces the bundle's (the recovery path of a
+	// host whose bundled ip-detect fails; see firstboot/README.md).
+	IPDetectCredential = "cluster.ip-detect"
+	// IPDetectOverrideFile is where that script is copied to run (the
+	// credentials directory is not executable).
+	IPDetectOverrideFile = "/run/cluster/ip-detect"
 )
 
 // Paths locates everything the agent reads and writes.

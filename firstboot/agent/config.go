@@ -17,9 +17,12 @@ const (
 
 // clusterConfig is what the agent takes from cluster.env.
 type clusterConfig struct {
-	env             Env
-	name            string
-	ipDetect        string
+	env      Env
+	name     string
+	ipDetect string
+	// ipDetectInterp, when set, runs ipDetect through its #! interpreter
+	// (the credential's copy lives on /run, which may be noexec).
+	ipDetectInterp  []string
 	ipDetectTimeout time.Duration
 	joinTimeout     time.Duration
 }

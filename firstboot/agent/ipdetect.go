@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +22,9 @@ import (
 func (a *Agent) IPDetect(ctx context.Context) error {
 	cfg, err := a.loadConfig()
 	if err != nil {
+		return err
+	}
+	if cfg, err = a.ipDetectOverride(cfg); err != nil {
 		return err
 	}
 	ip, err := a.detectIP(ctx, cfg)
@@ -70,7 +75,11 @@ func (a *Agent) detectIP(ctx context.Context, cfg clusterConfig) (netip.Addr, er
 
 // detectOnce runs ip-detect once and validates what it printed.
 func (a *Agent) detectOnce(ctx context.Context, cfg clusterConfig, env []string) (netip.Addr, error) {
-	res := runScript(ctx, cfg.ipDetect, nil, env, cfg.ipDetectTimeout)
+	prog, args := cfg.ipDetect, []string(nil)
+	if len(cfg.ipDetectInterp) > 0 {
+		prog, args = cfg.ipDetectInterp[0], append(slices.Clone(cfg.ipDetectInterp[1:]), cfg.ipDetect)
+	}
+	res := runScript(ctx, prog, args, env, cfg.ipDetectTimeout)
 	if !res.ok() {
 		return netip.Addr{}, fmt.Errorf("%s; it printed %s on stdout and %s on stderr",
 			res.status(), res.stdout.quoted(), res.stderr.quoted())
@@ -191,4 +200,53 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// ipDetectOverride uses the system credential cluster.ip-detect, when the
+// host was booted with one, instead of the bundle's ip-detect: it is copied
+// to /run/cluster/ip-detect (mode 0755) and cfg points there; it runs
+// through the interpreter of its #! line, as the kernel would, since /run
+// may be mounted noexec. The image
+// stays as built; the credential is how a fixed ip-detect reaches a host
+// whose bundled one fails (SMBIOS type 11, or the kernel command line's
+// systemd.set_credential_binary=cluster.ip-detect:BASE64).
+func (a *Agent) ipDetectOverride(cfg clusterConfig) (clusterConfig, error) {
+	src := filepath.Join(SystemCredentialsDir, IPDetectCredential)
+	data, err := os.ReadFile(a.Paths.Host(src))
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("reading the ip-detect credential: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return cfg, fmt.Errorf("credential %s is empty: want an ip-detect script", src)
+	}
+	interp, err := shebang(data)
+	if err != nil {
+		return cfg, fmt.Errorf("credential %s: %w", src, err)
+	}
+	if err := WriteFileAtomic(a.Paths.Host(IPDetectOverrideFile), data, 0o755); err != nil {
+		return cfg, fmt.Errorf("installing the ip-detect credential: %w", err)
+	}
+	a.Log.Info("using ip-detect from a credential instead of the bundle's", "credential", src, "replaces", cfg.ipDetect)
+	fmt.Fprintf(a.Stdout, "cluster-firstboot: ip-detect from credential %s replaces %s\n", IPDetectCredential, cfg.ipDetect)
+	cfg.ipDetect, cfg.ipDetectInterp = a.Paths.Host(IPDetectOverrideFile), interp
+	return cfg, nil
+}
+
+// shebang returns the interpreter and its optional argument from a
+// script's "#!" line (the rest of the line after the program is one
+// argument, as the kernel reads it).
+func shebang(data []byte) ([]string, error) {
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	rest, ok := bytes.CutPrefix(line, []byte("#!"))
+	prog, arg, _ := strings.Cut(strings.TrimSpace(string(rest)), " ")
+	if !ok || !filepath.IsAbs(prog) {
+		return nil, fmt.Errorf("want a script whose first line is #! and an absolute interpreter path, got %q", line)
+	}
+	if arg = strings.TrimSpace(arg); arg != "" {
+		return []string{prog, arg}, nil
+	}
+	return []string{prog}, nil
 }

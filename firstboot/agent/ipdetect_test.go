@@ -287,3 +287,42 @@ func readOr(t *testing.T, path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
 }
+
+// TestIPDetectCredentialOverride: a host whose bundled ip-detect fails
+// recovers with the cluster.ip-detect credential, which replaces the
+// script without touching the image; an empty credential is refused.
+func TestIPDetectCredentialOverride(t *testing.T) {
+	h := newTestHost(t)
+	bundled := script(t, filepath.Join(h.prefix, "etc", "ip-detect"), "echo garbage")
+	h.clusterEnv("CLUSTER_NAME=test", "IP_DETECT="+bundled)
+	if err := h.agent.IPDetect(context.Background()); err == nil {
+		t.Fatal("the bundled ip-detect prints garbage, yet IPDetect succeeded")
+	}
+	h.write(filepath.Join(SystemCredentialsDir, IPDetectCredential), "#!/bin/sh\necho 10.0.2.15\n")
+	if err := h.agent.IPDetect(context.Background()); err != nil {
+		t.Fatalf("IPDetect with the credential: %v", err)
+	}
+	if got := h.read(IPEnvFile); got != "DETECTED_IP=10.0.2.15\n" {
+		t.Errorf("ip.env = %q", got)
+	}
+	if fi, err := os.Stat(h.agent.Paths.Host(IPDetectOverrideFile)); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("override script: %v %v", fi, err)
+	}
+	if out := h.stdout.String(); !strings.Contains(out, "ip-detect from credential cluster.ip-detect replaces "+bundled) || !strings.Contains(out, "(ip-detect "+h.agent.Paths.Host(IPDetectOverrideFile)+")") {
+		t.Errorf("console %q does not say the credential replaced %s", out, bundled)
+	}
+	if b := readOr(t, bundled); b != "#!/bin/sh\necho garbage\n" {
+		t.Errorf("the bundled script changed: %q", b)
+	}
+	// The #! line's argument reaches the interpreter.
+	h.write(filepath.Join(SystemCredentialsDir, IPDetectCredential), "#!/bin/sh -e\necho 10.0.2.15\n")
+	if err := h.agent.IPDetect(context.Background()); err != nil {
+		t.Fatalf("IPDetect with a #!/bin/sh -e credential: %v", err)
+	}
+	for body, want := range map[string]string{" \n": "is empty", "echo 10.0.2.15\n": "first line is #!", "#!sh\necho 10.0.2.15\n": "absolute interpreter"} {
+		h.write(filepath.Join(SystemCredentialsDir, IPDetectCredential), body)
+		if err := h.agent.IPDetect(context.Background()); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), IPDetectCredential) {
+			t.Errorf("credential %q: IPDetect = %v, want an error naming the credential saying %q", body, err, want)
+		}
+	}
+}

@@ -250,6 +250,20 @@ func (n *node) finish(ctx context.Context, spec Spec) {
 		n.rep.Cases = append(n.rep.Cases, c)
 	}
 
+	for _, h := range n.spec.HostChecks {
+		t0 := time.Now()
+		c := Case{Name: HostCheckCase(h.Name)}
+		out, err := h.Run(ctx)
+		c.Output = out
+		if err != nil {
+			c.Reason = err.Error()
+		} else {
+			c.Passed = true
+		}
+		c.Seconds = round(time.Since(t0).Seconds())
+		n.rep.Cases = append(n.rep.Cases, c)
+	}
+
 	if n.ch != nil {
 		j, why := run("", "journalctl -b --no-pager -o short-monotonic -n 400; echo; echo '--- cluster units ---'; journalctl -b --no-pager -o short-monotonic -u 'cluster-*' -u 'clusterd-*'")
 		if why == "" {

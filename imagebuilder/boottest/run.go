@@ -158,7 +158,7 @@ func Run(ctx context.Context, log *slog.Logger, spec Spec) (*Report, error) {
 			WorkDir: filepath.Join(n.dir, "vm"), ConsoleLog: n.rep.ConsoleLog, Log: log.With("node", n.spec.Name),
 			SerialPorts:       []qemu.SerialPort{{Name: ChannelName, Socket: filepath.Join(sockDir, fmt.Sprintf("n%d.sock", i))}},
 			SMBIOSCredentials: credentials(n.spec, i),
-			NICs:              []qemu.NIC{{}},
+			NICs:              []qemu.NIC{{HostFwd: ns(i).HostFwd}},
 		}
 		if hub != nil {
 			cfg.NICs = append(cfg.NICs, hub.NIC(linkMAC(i)))

@@ -1,6 +1,7 @@
 package boottest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"imagebuilder/imagebuilder/qemu"
 )
 
 // Roles a node may have (the image's firstboot knows them).
@@ -83,7 +86,24 @@ type Node struct {
 	Disk string
 	// Persistent writes to the node's disk instead of an overlay.
 	Persistent bool
+	// HostFwd forwards loopback ports of the host to the node's user-mode
+	// NIC (restrict=on: only the host reaches it), e.g. to its etcd.
+	HostFwd []qemu.HostFwd
+	// HostChecks run on the host after the join, while the node runs
+	// (against a HostFwd port); each is a case "host check: NAME".
+	HostChecks []HostCheck
 }
+
+// HostCheck is an assertion the test runs on the host while the VMs are
+// up. Run returns what it saw (the case's output) and an error when the
+// check fails.
+type HostCheck struct {
+	Name string
+	Run  func(ctx context.Context) (string, error)
+}
+
+// HostCheckCase is the name of the case of a host check.
+func HostCheckCase(name string) string { return "host check: " + name }
 
 // ParseNodes reads "master=1,agent=2" into nodes named master-1, agent-1,
 // agent-2, in that order.
@@ -239,6 +259,11 @@ func (s Spec) withDefaults() (Spec, error) {
 				errs = append(errs, fmt.Errorf("nodes %s and %s would both write %s", other, n.Name, n.Disk))
 			}
 			written[n.Disk] = n.Name
+		}
+		for _, h := range n.HostChecks {
+			if h.Name == "" || h.Run == nil {
+				errs = append(errs, fmt.Errorf("node %s: a host check needs a name and a function", n.Name))
+			}
 		}
 		if n.Delay < 0 {
 			errs = append(errs, fmt.Errorf("node %s: negative delay", n.Name))

@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -93,7 +94,9 @@ type Config struct {
 	// qemu-img, so Disk is never written.
 	Snapshot bool
 	// SMBIOSCredentials become systemd credentials in the guest
-	// (-smbios type=11,value=io.systemd.credential:NAME=VALUE).
+	// (-smbios type=11,value=io.systemd.credential:NAME=VALUE; a value of
+	// several lines, such as a script, goes base64-encoded as
+	// io.systemd.credential.binary:NAME=BASE64).
 	SMBIOSCredentials map[string]string
 	NICs              []NIC
 	// SerialPorts are virtio-serial ports, each served on a Unix socket
@@ -181,8 +184,8 @@ func (c Config) validate() error {
 		if !credNameRe.MatchString(name) {
 			errs = append(errs, fmt.Errorf("SMBIOS credential name %q: want letters, digits, '.', '_', '-'", name))
 		}
-		if strings.ContainsAny(v, "\x00\n") {
-			errs = append(errs, fmt.Errorf("SMBIOS credential %s: value must be one line of text", name))
+		if strings.ContainsRune(v, 0) {
+			errs = append(errs, fmt.Errorf("SMBIOS credential %s: value must be text without NUL bytes", name))
 		}
 	}
 	for i, p := range c.SerialPorts {
@@ -331,7 +334,11 @@ func (c Config) qemuArgs(accel, disk, format, vars, console, qmp string) []strin
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		args = append(args, "-smbios", "type=11,value="+optEscape("io.systemd.credential:"+n+"="+c.SMBIOSCredentials[n]))
+		v := "io.systemd.credential:" + n + "=" + c.SMBIOSCredentials[n]
+		if strings.Contains(c.SMBIOSCredentials[n], "\n") {
+			v = "io.systemd.credential.binary:" + n + "=" + base64.StdEncoding.EncodeToString([]byte(c.SMBIOSCredentials[n]))
+		}
+		args = append(args, "-smbios", "type=11,value="+optEscape(v))
 	}
 	for i, n := range c.NICs {
 		args = append(args, n.args(i)...)

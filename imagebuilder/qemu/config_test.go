@@ -61,7 +61,7 @@ func TestQemuArgs(t *testing.T) {
 		{
 			name: "credentials and escaping",
 			cfg: func(c *Config) {
-				c.SMBIOSCredentials = map[string]string{"cluster.role": "master", "b": "x,y=z"}
+				c.SMBIOSCredentials = map[string]string{"cluster.role": "master", "b": "x,y=z", "s": "#!/bin/sh\necho hi\n"}
 				c.Disk = "/a,b/disk.raw"
 				c.NoReboot = true
 			},
@@ -69,6 +69,7 @@ func TestQemuArgs(t *testing.T) {
 			want: []string{
 				"-smbios type=11,value=io.systemd.credential:b=x,,y=z",
 				"-smbios type=11,value=io.systemd.credential:cluster.role=master",
+				"-smbios type=11,value=io.systemd.credential.binary:s=IyEvYmluL3NoCmVjaG8gaGkK",
 				"-no-reboot",
 				"-drive if=virtio,format=raw,file=/a,,b/disk.raw",
 			},
@@ -118,7 +119,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "socket off loopback", cfg: Config{Disk: "d", NICs: []NIC{{SocketConnect: "192.0.2.1:4000"}}}, errs: []string{"must be a loopback host:port"}},
 		{name: "socket with forwards", cfg: Config{Disk: "d", NICs: []NIC{{SocketListen: "127.0.0.1:4000", HostFwd: []HostFwd{{HostPort: 1, GuestPort: 1}}}}}, errs: []string{"belong to user-mode NICs"}},
 		{name: "option injection", cfg: Config{Disk: "d", NICs: []NIC{{Model: "e1000,restrict=off"}}}, errs: []string{"must not contain"}},
-		{name: "credential name", cfg: Config{Disk: "d", SMBIOSCredentials: map[string]string{"a b": "x", "ok": "two\nlines"}}, errs: []string{`credential name "a b"`, "one line"}},
+		{name: "credential name", cfg: Config{Disk: "d", SMBIOSCredentials: map[string]string{"a b": "x", "ok": "n\x00ul"}}, errs: []string{`credential name "a b"`, "without NUL"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.withDefaults().validate()

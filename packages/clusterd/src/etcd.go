@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -283,9 +284,50 @@ func execEtcd(c config) error {
 	if err != nil {
 		return err
 	}
+	if args, err = listenOverride(args, listenCredential); err != nil {
+		return err
+	}
 	bin, err := exec.LookPath(c.etcdBin)
 	if err != nil {
 		return fmt.Errorf("etcd program: %w", err)
 	}
 	return syscall.Exec(bin, append([]string{bin}, args...), os.Environ())
+}
+
+// listenCredential is the system credential that replaces etcd's client
+// listen URLs (the advertised URL stays the detected IP). Test VMs use it
+// to make etcd answer on their user-mode NIC too, for a host port forward;
+// see firstboot/README.md for why that is safe only there.
+var listenCredential = "/run/credentials/@system/cluster.etcd-listen-client-urls"
+
+// listenOverride replaces --listen-client-urls in args with the URLs of the
+// credential file at path, when it exists: comma separated
+// http://IP:2379, IP literals only.
+func listenOverride(args []string, path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return args, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("etcd listen credential: %w", err)
+	}
+	v := strings.TrimSpace(string(data))
+	for _, u := range strings.Split(v, ",") {
+		host, ok := strings.CutPrefix(u, "http://")
+		h, port, err := net.SplitHostPort(host)
+		if !ok || err != nil || port != etcdClientPort {
+			return nil, fmt.Errorf("%s: %q is not http://IP:%s", path, u, etcdClientPort)
+		}
+		if _, err := netip.ParseAddr(h); err != nil {
+			return nil, fmt.Errorf("%s: %q: host %q is not an IP address", path, u, h)
+		}
+	}
+	out := slices.Clone(args)
+	for i := range out {
+		if out[i] == "--listen-client-urls" && i+1 < len(out) {
+			out[i+1] = v
+			return out, nil
+		}
+	}
+	return nil, errors.New("etcd arguments have no --listen-client-urls")
 }

@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -184,5 +187,35 @@ func TestEtcdRegisterAndCheck(t *testing.T) {
 	f.mu.Unlock()
 	if _, err := checkEtcd(ctx, client, "agent", "127.0.0.4", "127.0.0.3"); err == nil {
 		t.Errorf("registration outlived its lease")
+	}
+}
+
+// TestListenOverride: the credential replaces the client listen URLs, only
+// with http://IP:2379 entries; without it the arguments stay.
+func TestListenOverride(t *testing.T) {
+	args, err := etcdArgs("192.168.76.11", "192.168.76.11", "lab", "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "none")
+	if got, err := listenOverride(args, missing); err != nil || !slices.Equal(got, args) {
+		t.Errorf("no credential: %v %v", got, err)
+	}
+	cred := filepath.Join(dir, "cred")
+	os.WriteFile(cred, []byte("http://0.0.0.0:2379\n"), 0o600)
+	got, err := listenOverride(args, cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.Index(got, "--listen-client-urls")
+	if i < 0 || got[i+1] != "http://0.0.0.0:2379" || !slices.Contains(got, "http://192.168.76.11:2379") {
+		t.Errorf("override: %q", got)
+	}
+	for _, bad := range []string{"http://0.0.0.0:2380", "https://1.2.3.4:2379", "http://example:2379", "http://1.2.3.4:2379,x"} {
+		os.WriteFile(cred, []byte(bad), 0o600)
+		if _, err := listenOverride(args, cred); err == nil || !strings.Contains(err.Error(), cred) {
+			t.Errorf("%q: %v, want an error naming the credential", bad, err)
+		}
 	}
 }
