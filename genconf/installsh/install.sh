@@ -228,6 +228,9 @@ recover() {
   rm -rf "$REL"/.new-* "$REL"/.download-* "$REL"/.gone-*
   rm -f "$P".tmp.* "$OLD".tmp.* "$STATE".tmp.* "$ROLEFILE".tmp.* 2>/dev/null || true
   find "$UNITDIR" -maxdepth 2 -name '*.tmp.[0-9]*' -type l -delete 2>/dev/null || true
+  for d in $CONFDIRS; do
+    find "$ROOT/etc/$d" -maxdepth 1 -name '*.tmp.[0-9]*' -type l -delete 2>/dev/null || true
+  done
   # An interrupted rollback: finish it.
   from=$(state_get rollback_from) to=$(state_get rollback_to)
   if [ -n "$to" ] && [ -d "$REL/$to" ]; then
