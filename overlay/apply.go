@@ -266,6 +266,9 @@ func (t *Tree) putDir(e *Entry) error {
 	if err := t.removeExisting(e.Path, false); err != nil {
 		return err
 	}
+	if err := t.hostParent(e.Path); err != nil {
+		return err
+	}
 	if err := os.Mkdir(t.host(e.Path), 0o755); err != nil && !os.IsExist(err) {
 		return fmt.Errorf("creating directory %q: %w", "/"+e.Path, err)
 	}
@@ -293,6 +296,9 @@ func (t *Tree) putFile(e *Entry, r io.Reader) error {
 	if err := t.removeExisting(e.Path, false); err != nil {
 		return err
 	}
+	if err := t.hostParent(e.Path); err != nil {
+		return err
+	}
 	f, err := os.OpenFile(t.host(e.Path), os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, stagedMode(e.Mode))
 	if err != nil {
 		return fmt.Errorf("staging %q: %w", "/"+e.Path, err)
@@ -313,6 +319,9 @@ func (t *Tree) putSymlink(e *Entry) error {
 	if err := t.removeExisting(e.Path, false); err != nil {
 		return err
 	}
+	if err := t.hostParent(e.Path); err != nil {
+		return err
+	}
 	if err := os.Symlink(e.Link, t.host(e.Path)); err != nil {
 		return fmt.Errorf("staging symlink %q: %w", "/"+e.Path, err)
 	}
@@ -327,7 +336,13 @@ func (t *Tree) putHardlink(p string, target *Entry) error {
 	if err := t.removeExisting(p, false); err != nil {
 		return err
 	}
+	if err := t.hostParent(p); err != nil {
+		return err
+	}
 	if err := os.Link(t.host(target.Path), t.host(p)); err != nil {
+		if t.Sparse {
+			return fmt.Errorf("staging hardlink %q to %q: the target must be written in this build, not come from the cached base layer: %w", "/"+p, "/"+target.Path, err)
+		}
 		return fmt.Errorf("staging hardlink %q: %w", "/"+p, err)
 	}
 	e := *target

@@ -23,6 +23,9 @@ func (t *Tree) MkdirAll(p string, mode uint32, uid, gid int) error {
 			}
 			continue
 		}
+		if err := t.hostParent(cur); err != nil {
+			return err
+		}
 		if err := os.Mkdir(t.host(cur), 0o755); err != nil && !os.IsExist(err) {
 			return fmt.Errorf("creating directory %q: %w", "/"+cur, err)
 		}
@@ -110,6 +113,11 @@ func (t *Tree) ReadFile(p string) ([]byte, error) {
 	e, ok := t.Entries[p]
 	if !ok || (e.Kind != KindFile && e.Kind != KindHardlink) {
 		return nil, fmt.Errorf("reading %q: not a regular file in the tree", "/"+p)
+	}
+	if t.Sparse {
+		if _, err := os.Lstat(t.host(p)); err != nil {
+			return nil, fmt.Errorf("reading %q: its contents are in the cached base layer, not staged: %w", "/"+p, err)
+		}
 	}
 	return os.ReadFile(t.host(p))
 }

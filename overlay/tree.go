@@ -3,7 +3,9 @@ package overlay
 import (
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -68,6 +70,37 @@ type Entry struct {
 type Tree struct {
 	Root    string
 	Entries map[string]*Entry
+	// Sparse says Root holds only what was written since the tree was made
+	// from the entries of a cached layer (NewSparseTree): the entries of
+	// the base exist only as metadata, so host folders are made on demand
+	// and the base's file contents cannot be read.
+	Sparse bool
+}
+
+// NewSparseTree returns a tree whose entries are a copy of base (the same
+// *Entry values, so a caller can tell what changed by pointer) and whose
+// staging directory root, which must exist and be empty, receives only what
+// is written from now on.
+func NewSparseTree(root string, base map[string]*Entry) *Tree {
+	entries := make(map[string]*Entry, len(base)+64)
+	for k, v := range base {
+		entries[k] = v
+	}
+	if _, ok := entries[""]; !ok {
+		entries[""] = &Entry{Path: "", Kind: KindDir, Mode: 0o755}
+	}
+	return &Tree{Root: root, Entries: entries, Sparse: true}
+}
+
+// hostParent makes the host folder that will hold p in a sparse tree.
+func (t *Tree) hostParent(p string) error {
+	if !t.Sparse {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(t.host(p)), 0o755); err != nil {
+		return fmt.Errorf("staging %q: %w", "/"+p, err)
+	}
+	return nil
 }
 
 // NewTree returns an empty tree staged in root, which must exist and be empty.

@@ -13,9 +13,9 @@ import (
 )
 
 // writeAtomic creates a temporary file next to out, lets fill write it,
-// syncs it and renames it to out. On any error the temporary file is
+// syncs it (unless sync is false: a scratch file) and renames it to out. On any error the temporary file is
 // removed and out is untouched.
-func writeAtomic(out string, fill func(f *os.File) error) (err error) {
+func writeAtomic(out string, sync bool, fill func(f *os.File) error) (err error) {
 	dir := filepath.Dir(out)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(out)+".tmp-")
 	if err != nil {
@@ -34,8 +34,10 @@ func writeAtomic(out string, fill func(f *os.File) error) (err error) {
 	if err = fill(f); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp, err)
+	if sync {
+		if err = f.Sync(); err != nil {
+			return fmt.Errorf("syncing %s: %w", tmp, err)
+		}
 	}
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("closing %s: %w", tmp, err)
@@ -43,7 +45,7 @@ func writeAtomic(out string, fill func(f *os.File) error) (err error) {
 	if err = os.Rename(tmp, out); err != nil {
 		return fmt.Errorf("renaming %s: %w", tmp, err)
 	}
-	if d, derr := os.Open(dir); derr == nil {
+	if d, derr := os.Open(dir); sync && derr == nil {
 		d.Sync()
 		d.Close()
 	}

@@ -154,27 +154,7 @@ func planFixups(entries []*overlay.Entry, st map[string]staged, epoch int64, blo
 				w.cmd("cd", []string{dir})
 				cwd = dir
 			}
-			name := path.Base(e.Path)
-			switch e.Kind {
-			case overlay.KindCharDev, overlay.KindBlockDev:
-				if e.DevMajor > 0xfff || e.DevMinor > 0xfffff {
-					return nil, fmt.Errorf("%s: device number %d:%d is beyond Linux's 12-bit major, 20-bit minor", p, e.DevMajor, e.DevMinor)
-				}
-				t := "c"
-				if e.Kind == overlay.KindBlockDev {
-					t = "b"
-				}
-				if e.DevMajor <= 0xffff && e.DevMinor <= 0xffff {
-					w.cmd("mknod", []string{name}, t, strconv.FormatUint(uint64(e.DevMajor), 10), strconv.FormatUint(uint64(e.DevMinor), 10))
-					break
-				}
-				// debugfs's mknod stops at 65535; store the kernel's
-				// new-style encoding (i_block[1]) directly.
-				w.cmd("mknod", []string{name}, t, "0", "0")
-				w.sif(p, "block[1]", strconv.FormatUint(uint64(newEncodeDev(e.DevMajor, e.DevMinor)), 10))
-			default:
-				w.cmd("mknod", []string{name}, "p")
-			}
+			mknod(w, e, path.Base(e.Path))
 			w.sif(p, "mode", fmt.Sprintf("0%o", typeBits[e.Kind]|e.Mode&0o7777))
 			w.sif(p, "uid", strconv.Itoa(e.UID))
 			w.sif(p, "gid", strconv.Itoa(e.GID))

@@ -6,14 +6,11 @@ import (
 	"io"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
-
-	"imagebuilder/overlay"
 )
 
 // espFile is one file of the EFI system partition: its contents come from
@@ -50,14 +47,14 @@ func loaderConf(entryID string) string {
 }
 
 // espLayout lists the files of the EFI system partition.
-func espLayout(tree *overlay.Tree, k Kernel, u UUIDs, o Options) []espFile {
+func espLayout(linux, initrd string, k Kernel, u UUIDs, o Options) []espFile {
 	dir := espDir(o.EntryID, k.Version)
 	return []espFile{
 		{Path: "/EFI/BOOT/BOOTX64.EFI", Src: o.Tools.SystemdBootEFI},
 		{Path: "/loader/loader.conf", Data: []byte(loaderConf(o.EntryID))},
 		{Path: "/loader/entries/" + o.EntryID + ".conf", Data: []byte(bootEntry(o.Title, o.EntryID, k, u.RootPart, o.KernelCmdline))},
-		{Path: dir + "/linux", Src: filepath.Join(tree.Root, filepath.FromSlash(k.Linux))},
-		{Path: dir + "/initrd", Src: filepath.Join(tree.Root, filepath.FromSlash(k.Initrd))},
+		{Path: dir + "/linux", Src: linux},
+		{Path: dir + "/initrd", Src: initrd},
 	}
 }
 

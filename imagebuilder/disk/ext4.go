@@ -51,6 +51,11 @@ type ext4Plan struct {
 // plus 30% headroom, inode tables for the entries plus 30%, the journal
 // mke2fs would pick, and the 5% reserved for root; rounded up to MiB.
 func planExt4(st map[string]staged, entries int) ext4Plan {
+	return planBlocks(stagedBlocks(st), int64(entries))
+}
+
+// stagedBlocks counts the filesystem blocks the staged content needs.
+func stagedBlocks(st map[string]staged) int64 {
 	var blocks int64
 	seen := map[uint64]bool{}
 	for _, s := range st {
@@ -70,15 +75,44 @@ func planExt4(st map[string]staged, entries int) ext4Plan {
 				blocks++
 			}
 		}
-		var x int
-		for n, v := range s.Xattrs {
-			x += len(n) + len(v) + 16
-		}
-		if x > 96 { // beyond the in-inode xattr space of a 256-byte inode
-			blocks++
-		}
+		blocks += xattrBlocks(s.Xattrs)
 	}
-	inodes := int64(entries)*13/10 + 1024
+	return blocks
+}
+
+// entryBlocks counts the blocks one tree entry needs (hardlinks none).
+func entryBlocks(e *overlay.Entry) int64 {
+	var blocks int64
+	switch e.Kind {
+	case overlay.KindFile:
+		blocks = (e.Size + ext4BlockSize - 1) / ext4BlockSize
+	case overlay.KindDir:
+		blocks = 1
+	case overlay.KindSymlink:
+		if len(e.Link) >= 60 {
+			blocks = 1
+		}
+	case overlay.KindHardlink:
+		return 0
+	}
+	return blocks + xattrBlocks(e.Xattrs)
+}
+
+// xattrBlocks is 1 when the xattrs do not fit in a 256-byte inode.
+func xattrBlocks(x map[string][]byte) int64 {
+	var n int
+	for k, v := range x {
+		n += len(k) + len(v) + 16
+	}
+	if n > 96 {
+		return 1
+	}
+	return 0
+}
+
+// planBlocks sizes a filesystem for data blocks and entries.
+func planBlocks(blocks, entries int64) ext4Plan {
+	inodes := entries*13/10 + 1024
 	meta := inodes*ext4InodeSize + 8*mib
 	size := func(data int64) int64 {
 		s := (data + meta) * 100 / 95
@@ -126,13 +160,9 @@ type ext4Build struct {
 	WorkDir string // scratch space for the image, config and script
 }
 
-// env is the environment of every e2fsprogs run. e2fsprogs 1.47.0 honours
-// E2FSPROGS_FAKE_TIME (superblock times, crtime, inodes debugfs creates) in
-// mke2fs and debugfs; it does not read SOURCE_DATE_EPOCH, which is set for
-// later versions that do.
+// env is the environment of the e2fsprogs runs (see e2fsEnv).
 func (b *ext4Build) env(conf string) []string {
-	epoch := strconv.FormatInt(b.Epoch, 10)
-	return []string{"MKE2FS_CONFIG=" + conf, "E2FSPROGS_FAKE_TIME=" + epoch, "SOURCE_DATE_EPOCH=" + epoch, "LC_ALL=C"}
+	return append([]string{"MKE2FS_CONFIG=" + conf}, e2fsEnv(b.Epoch)...)
 }
 
 // mkfsArgs are the mkfs.ext4 arguments for image img.

@@ -22,7 +22,7 @@ func WriteFATImage(ctx context.Context, out string, size int64, files map[string
 	for p, src := range files {
 		ef = append(ef, espFile{Path: p, Src: src})
 	}
-	return writeAtomic(out, func(f *os.File) error {
+	return writeAtomic(out, true, func(f *os.File) error {
 		if err := f.Truncate(roundUp(size, mib)); err != nil {
 			return err
 		}

@@ -47,7 +47,7 @@ type Options struct {
 	// EntryID names the boot entry (loader/entries/<id>.conf) and the ESP
 	// directory of its kernel; default "imagebuilder".
 	EntryID string
-	// Title is the boot entry's title; default the tree's os-release
+	// Title is the boot entry's title; default the base's os-release
 	// PRETTY_NAME.
 	Title string
 	// SourceDateEpoch (seconds) is the atime, mtime and ctime of every
@@ -60,6 +60,9 @@ type Options struct {
 	// GRUB's core.img and GRUB's boot.img in the protective MBR, booting
 	// the same kernel, initrd and command line (needs grub-pc-bin).
 	BIOS bool
+	// NoSync skips the fsync of the image: for a scratch image that is
+	// only converted to other formats.
+	NoSync bool
 	// Tools are the external programs; zero fields take DefaultTools.
 	Tools Tools
 }
@@ -90,7 +93,7 @@ type Result struct {
 	Timings       Timings
 }
 
-func (o Options) withDefaults(tree *overlay.Tree) Options {
+func (o Options) withDefaults(title string) Options {
 	o.Tools = o.Tools.withDefaults()
 	if o.ESPSizeBytes == 0 {
 		o.ESPSizeBytes = DefaultESPSize
@@ -106,7 +109,7 @@ func (o Options) withDefaults(tree *overlay.Tree) Options {
 		o.EntryID = "imagebuilder"
 	}
 	if o.Title == "" {
-		o.Title = prettyName(tree)
+		o.Title = title
 	}
 	if o.SourceDateEpoch == 0 {
 		o.SourceDateEpoch = DefaultEpoch
@@ -203,22 +206,63 @@ func (l diskLayout) gptTable(u UUIDs) *gpt.Table {
 // system partition with systemd-boot and a boot entry for the tree's newest
 // kernel, and an ext4 root filesystem whose owners, modes, special files and
 // xattrs are the tree's Entries. Nothing runs as root and nothing is
-// mounted. out appears complete or not at all.
+// mounted. out appears complete or not at all. It is WriteRawLayered on a
+// layer made from the whole tree in a scratch folder.
 func WriteRaw(ctx context.Context, log *slog.Logger, tree *overlay.Tree, out string, opts Options) (*Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts = opts.withDefaults(tree)
+	if err := opts.withDefaults("-").validate(); err != nil {
+		return nil, fmt.Errorf("disk options: %w", err)
+	}
+	work, err := os.MkdirTemp(opts.tempBase(out), ".imagebuilder-layer-")
+	if err != nil {
+		return nil, fmt.Errorf("creating scratch dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+	start := time.Now()
+	layer, err := BuildLayer(ctx, log, tree, filepath.Join(work, "layer"), LayerOptions{
+		Key: "tree\x00" + opts.Seed, SourceDateEpoch: opts.SourceDateEpoch, Tools: opts.Tools,
+	})
+	if err != nil {
+		return nil, err
+	}
+	made := time.Since(start)
+	res, err := WriteRawLayered(ctx, log, layer, tree.Entries, tree, out, opts)
+	if err != nil {
+		return nil, err
+	}
+	res.Timings.Mkfs += made
+	return res, nil
+}
+
+func (o Options) tempBase(out string) string {
+	if o.TempDir != "" {
+		return o.TempDir
+	}
+	return filepath.Dir(out)
+}
+
+// WriteRawLayered writes the disk image of tree to out from layer, a base
+// root filesystem whose entries are base: the layer's image is copied into
+// the root partition (its digest checked on the way), grown to fit, given
+// the image's filesystem UUID, and debugfs applies what differs between base
+// and the tree's entries (planDelta). The ESP boots the layer's kernel.
+// Nothing runs as root and nothing is mounted; out appears complete or not
+// at all. A layer whose image does not match its digest is a
+// *LayerCorruptError.
+func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base map[string]*overlay.Entry, tree *overlay.Tree, out string, opts Options) (*Result, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts = opts.withDefaults(layer.Meta.Title)
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("disk options: %w", err)
 	}
 	res := &Result{Path: out, UUIDs: PlanUUIDs(opts.Seed)}
-	k, err := FindKernel(tree)
-	if err != nil {
-		return nil, err
-	}
+	k := layer.Meta.Kernel
 	res.Kernel = k
-	files := espLayout(tree, k, res.UUIDs, opts)
+	files := espLayout(filepath.Join(layer.Dir, layerLinuxFile), filepath.Join(layer.Dir, layerInitrdFile), k, res.UUIDs, opts)
 	payload, err := espPayload(files)
 	if err != nil {
 		return nil, err
@@ -228,23 +272,29 @@ func WriteRaw(ctx context.Context, log *slog.Logger, tree *overlay.Tree, out str
 		return nil, fmt.Errorf("ESP of %d MiB cannot hold kernel, initrd and boot loader (%d MiB): raise ESPSizeBytes", opts.ESPSizeBytes/mib, need/mib)
 	}
 
+	work, err := os.MkdirTemp(opts.tempBase(out), ".imagebuilder-disk-")
+	if err != nil {
+		return nil, fmt.Errorf("creating scratch dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+
 	start := time.Now()
-	st, err := scanStaging(tree.Root)
+	d, err := planDelta(base, tree, opts.SourceDateEpoch, filepath.Join(work, "xattrs"))
 	if err != nil {
 		return nil, err
 	}
-	plan := planExt4(st, len(tree.Entries))
 	res.Timings.Scan = time.Since(start)
+	plan := planBlocks(layer.Meta.DataBlocks+d.Blocks, int64(len(tree.Entries)))
+	rootBytes := max(plan.Bytes, layer.Meta.Bytes)
 	if opts.SizeBytes > 0 {
 		root := opts.SizeBytes - planLayout(opts.ESPSizeBytes, 0).Size
-		if root < plan.MinBytes {
+		if need := max(plan.MinBytes, layer.Meta.Bytes); root < need {
 			return nil, fmt.Errorf("disk size %d MiB is too small: the root filesystem needs at least %d MiB besides the %d MiB ESP",
-				opts.SizeBytes/mib, plan.MinBytes/mib, opts.ESPSizeBytes/mib+2)
+				opts.SizeBytes/mib, need/mib, opts.ESPSizeBytes/mib+2)
 		}
-		plan.Bytes = root
-		plan.Inodes = max(plan.Inodes, root/16384)
+		rootBytes = root
 	}
-	layout := planLayout(opts.ESPSizeBytes, plan.Bytes)
+	layout := planLayout(opts.ESPSizeBytes, rootBytes)
 	var bootImg []byte
 	if opts.BIOS {
 		layout.BIOS = biosBootPartition
@@ -252,27 +302,16 @@ func WriteRaw(ctx context.Context, log *slog.Logger, tree *overlay.Tree, out str
 			return nil, fmt.Errorf("GRUB boot.img for BIOS boot: %w (apt-get install grub-pc-bin)", err)
 		}
 	}
-	res.ESP, res.Root, res.SizeBytes, res.RootInodes = layout.ESP, layout.Root, layout.Size, plan.Inodes
+	res.ESP, res.Root, res.SizeBytes = layout.ESP, layout.Root, layout.Size
 	res.BIOS = layout.BIOS
-	log.Info("writing raw disk", "out", out, "size_mib", layout.Size/mib, "root_mib", plan.Bytes/mib,
-		"esp_mib", layout.ESP.Size/mib, "inodes", plan.Inodes, "kernel", k.Version)
+	res.FixupCommands = d.Commands
+	log.Info("writing raw disk", "out", out, "size_mib", layout.Size/mib, "root_mib", rootBytes/mib,
+		"esp_mib", layout.ESP.Size/mib, "kernel", k.Version, "layer", layer.Dir,
+		"added", d.Added, "removed", d.Removed, "changed", d.Changed)
 
-	tmpBase := opts.TempDir
-	if tmpBase == "" {
-		tmpBase = filepath.Dir(out)
-	}
-	work, err := os.MkdirTemp(tmpBase, ".imagebuilder-disk-")
-	if err != nil {
-		return nil, fmt.Errorf("creating scratch dir: %w", err)
-	}
-	defer os.RemoveAll(work)
-
-	b := &ext4Build{Tools: opts.Tools, Tree: tree, Staged: st, Plan: plan, UUIDs: res.UUIDs, Epoch: opts.SourceDateEpoch, WorkDir: work}
-	rootImg, fx, err := b.build(ctx, &res.Timings)
-	if err != nil {
+	if err := writeScript(work, d.Script, d.Blobs); err != nil {
 		return nil, err
 	}
-	res.FixupCommands = fx.Commands
 	var coreImg []byte
 	if opts.BIOS {
 		cfg := grubConfig(res.UUIDs.ESPVolumeID, espDir(opts.EntryID, k.Version), kernelOptions(res.UUIDs.RootPart, opts.KernelCmdline))
@@ -280,21 +319,20 @@ func WriteRaw(ctx context.Context, log *slog.Logger, tree *overlay.Tree, out str
 			return nil, err
 		}
 	}
-	log.Debug("root filesystem built", "mkfs", res.Timings.Mkfs, "debugfs", res.Timings.Debugfs, "fixups", fx.Commands)
 
-	err = writeAtomic(out, func(f *os.File) error {
+	err = writeAtomic(out, !opts.NoSync, func(f *os.File) error {
 		if err := f.Truncate(layout.Size); err != nil {
 			return err
 		}
-		d, err := diskfs.OpenBackend(file.New(f, false), diskfs.WithSectorSize(diskfs.SectorSize512))
+		dk, err := diskfs.OpenBackend(file.New(f, false), diskfs.WithSectorSize(diskfs.SectorSize512))
 		if err != nil {
 			return fmt.Errorf("opening disk image: %w", err)
 		}
-		if err := d.Partition(layout.gptTable(res.UUIDs)); err != nil {
+		if err := dk.Partition(layout.gptTable(res.UUIDs)); err != nil {
 			return fmt.Errorf("writing GPT: %w", err)
 		}
 		start := time.Now()
-		if err := writeESP(ctx, d, 1, files); err != nil {
+		if err := writeESP(ctx, dk, 1, files); err != nil {
 			return err
 		}
 		if err := normalizeFAT32(f, layout.ESP.Start, res.UUIDs.ESPSerial, time.Unix(opts.SourceDateEpoch, 0)); err != nil {
@@ -307,17 +345,27 @@ func WriteRaw(ctx context.Context, log *slog.Logger, tree *overlay.Tree, out str
 			}
 		}
 		start = time.Now()
-		if err := copySparse(ctx, f, layout.Root.Start, rootImg); err != nil {
-			return fmt.Errorf("copying root filesystem into the disk: %w", err)
+		digest, err := copyBlocks(ctx, f, layout.Root.Start, layer.Image())
+		if err != nil {
+			return fmt.Errorf("copying the base layer into the disk: %w", err)
+		}
+		if digest != layer.Meta.Digest {
+			return &LayerCorruptError{Dir: layer.Dir, Want: layer.Meta.Digest, Got: digest}
 		}
 		res.Timings.Assemble = time.Since(start)
-		return nil
+		start = time.Now()
+		if err := finishRoot(ctx, opts, work, f.Name(), layout.Root.Start, rootBytes, rootBytes > layer.Meta.Bytes, res.UUIDs.RootFS); err != nil {
+			return err
+		}
+		res.Timings.Debugfs = time.Since(start)
+		res.RootInodes, err = ext4InodeCount(f, layout.Root.Start)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	log.Info("raw disk written", "out", out, "mkfs", res.Timings.Mkfs.Round(time.Millisecond),
-		"debugfs", res.Timings.Debugfs.Round(time.Millisecond), "esp", res.Timings.ESP.Round(time.Millisecond),
-		"assemble", res.Timings.Assemble.Round(time.Millisecond))
+	log.Info("raw disk written", "out", out, "layer_copy", res.Timings.Assemble.Round(time.Millisecond),
+		"delta", res.Timings.Debugfs.Round(time.Millisecond), "esp", res.Timings.ESP.Round(time.Millisecond),
+		"fixups", d.Commands)
 	return res, nil
 }

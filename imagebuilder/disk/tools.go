@@ -48,6 +48,8 @@ type Cmd struct {
 	Args []string
 	// Env is added to the caller's environment (later entries win).
 	Env []string
+	// Dir, when set, is the working directory.
+	Dir string
 }
 
 func (c Cmd) String() string {
@@ -74,6 +76,7 @@ func (ExecRunner) Run(ctx context.Context, c Cmd) ([]byte, []byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, path, c.Args...)
 	cmd.Env = append(os.Environ(), c.Env...)
+	cmd.Dir = c.Dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
@@ -96,9 +99,11 @@ func tail(b []byte, n int) string {
 
 // Tools are the external programs and files the disk writer uses.
 type Tools struct {
-	MkfsExt4 Tool
-	Debugfs  Tool
-	QemuImg  Tool
+	MkfsExt4  Tool
+	Debugfs   Tool
+	Resize2fs Tool
+	Tune2fs   Tool
+	QemuImg   Tool
 	// GrubMkimage makes GRUB's BIOS core.img; GrubPCDir holds the i386-pc
 	// modules and boot.img (both from grub-pc-bin).
 	GrubMkimage Tool
@@ -121,6 +126,8 @@ func DefaultTools() Tools {
 	return Tools{
 		MkfsExt4:       Tool{Name: "mkfs.ext4", Package: "e2fsprogs"},
 		Debugfs:        Tool{Name: "debugfs", Package: "e2fsprogs"},
+		Resize2fs:      Tool{Name: "resize2fs", Package: "e2fsprogs"},
+		Tune2fs:        Tool{Name: "tune2fs", Package: "e2fsprogs"},
 		QemuImg:        Tool{Name: "qemu-img", Package: "qemu-utils"},
 		GrubMkimage:    Tool{Name: "grub-mkimage", Package: "grub-pc-bin"},
 		GrubPCDir:      DefaultGrubPCDir,
@@ -137,6 +144,12 @@ func (t Tools) withDefaults() Tools {
 	}
 	if t.Debugfs.Name == "" {
 		t.Debugfs = d.Debugfs
+	}
+	if t.Resize2fs.Name == "" {
+		t.Resize2fs = d.Resize2fs
+	}
+	if t.Tune2fs.Name == "" {
+		t.Tune2fs = d.Tune2fs
 	}
 	if t.QemuImg.Name == "" {
 		t.QemuImg = d.QemuImg
