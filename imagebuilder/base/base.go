@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"imagebuilder/overlay"
+	"imagebuilder/pkgbuild/atomicfile"
 )
 
 // Kind is the kind of a base input.
@@ -72,8 +73,28 @@ func (b *Base) Close() error {
 // Hex is the digest without its "sha256:" prefix.
 func (b *Base) Hex() string { return strings.TrimPrefix(b.Digest, "sha256:") }
 
+// Options tune OpenWith.
+type Options struct {
+	// FileDigest, when set, returns the hex sha256 of a local file base
+	// (tarball, raw or qcow2 image) — a cache of digests keyed by the
+	// file's identity; default: read the whole file.
+	FileDigest func(path string) (string, error)
+}
+
+func (o Options) fileDigest(p string) (string, error) {
+	if o.FileDigest != nil {
+		return o.FileDigest(p)
+	}
+	return atomicfile.SHA256(p)
+}
+
 // Open resolves ref (see the package documentation) into a Base.
 func Open(ctx context.Context, ref string, log *slog.Logger) (*Base, error) {
+	return OpenWith(ctx, ref, log, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, ref string, log *slog.Logger, o Options) (*Base, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -84,13 +105,13 @@ func Open(ctx context.Context, ref string, log *slog.Logger) (*Base, error) {
 	var b *Base
 	switch kind {
 	case KindTar:
-		b, err = openTarFile(target)
+		b, err = openTarFile(target, o)
 	case KindDir:
 		b, err = openDir(ctx, target)
 	case KindOCILayout, KindDockerArchive, KindRegistry:
 		b, err = openOCI(ctx, kind, target)
 	case KindRaw, KindQcow2:
-		b, err = openDisk(ctx, log, kind, target)
+		b, err = openDisk(ctx, log, kind, target, o)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("base %s: %w", ref, err)

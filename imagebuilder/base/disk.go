@@ -16,7 +16,6 @@ import (
 	"github.com/diskfs/go-diskfs/partition/mbr"
 
 	"imagebuilder/imagebuilder/base/ext4"
-	"imagebuilder/pkgbuild/atomicfile"
 )
 
 // GPT partition types of a Linux root.
@@ -27,8 +26,8 @@ const (
 
 // openDisk reads the ext4 root of a raw or qcow2 disk image. qcow2 is first
 // converted to a temporary raw file with qemu-img (no root, no nbd device).
-func openDisk(ctx context.Context, log *slog.Logger, kind Kind, p string) (*Base, error) {
-	sum, err := atomicfile.SHA256(p)
+func openDisk(ctx context.Context, log *slog.Logger, kind Kind, p string, o Options) (*Base, error) {
+	sum, err := o.fileDigest(p)
 	if err != nil {
 		return nil, err
 	}

@@ -10,8 +10,6 @@ import (
 	"os"
 
 	"github.com/klauspost/compress/zstd"
-
-	"imagebuilder/pkgbuild/atomicfile"
 )
 
 var (
@@ -19,8 +17,8 @@ var (
 	gzipMagic = []byte{0x1f, 0x8b}
 )
 
-func openTarFile(p string) (*Base, error) {
-	sum, err := atomicfile.SHA256(p)
+func openTarFile(p string, o Options) (*Base, error) {
+	sum, err := o.fileDigest(p)
 	if err != nil {
 		return nil, err
 	}

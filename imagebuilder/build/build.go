@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"imagebuilder/pkgbuild/atomicfile"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -89,6 +90,13 @@ type Options struct {
 	// next to the running program, else in PATH).
 	InPlace                          bool
 	ApplianceKernel, ApplianceBinary string
+
+	// CacheDir holds the base layers (CacheDir/layers: each base's root
+	// filesystem made once, see disk.Layer) and the digests of local bases
+	// (CacheDir/digests); default DefaultCacheDir(). NoCache makes the
+	// layer in the staging folder and hashes every base in full.
+	CacheDir string
+	NoCache  bool
 }
 
 // Artifact is one output file.
@@ -253,48 +261,120 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (*Result, error) {
 		return res, nil
 	}
 
+	err := runLayered(ctx, log, o, res, timed)
+	var corrupt *disk.LayerCorruptError
+	if errors.As(err, &corrupt) {
+		// A cached layer went bad on disk: drop it and make it again.
+		log.Warn("base layer is corrupt; making it again", "dir", corrupt.Dir, "error", err)
+		if rerr := os.RemoveAll(corrupt.Dir); rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		*res = Result{Name: o.Name, Role: o.Role, Stages: res.Stages}
+		err = runLayered(ctx, log, o, res, timed)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// sparseFormats need no staged base: the disk formats come from the base
+// layer plus the build's changes, the bash export from the bundle.
+var sparseFormats = []string{"raw", "qcow2", "vmdk", "vhd", "bash"}
+
+// runLayered stages what the build needs and writes the outputs. The base
+// layer (disk.Layer: the base's root filesystem after its distro fixups) is
+// found in the cache by layerKey or made from the staged base. When only
+// sparseFormats are asked for and the layer is cached, the base is not
+// staged at all: the tree holds the layer's entries and the build writes
+// only its own files (bundle, unit links, fstab).
+func runLayered(ctx context.Context, log *slog.Logger, o Options, res *Result, timed func(string, func() error) error) error {
 	stage, err := os.MkdirTemp(o.OutDir, ".stage-")
 	if err != nil {
-		return nil, fmt.Errorf("creating staging folder: %w", err)
+		return fmt.Errorf("creating staging folder: %w", err)
 	}
 	defer os.RemoveAll(stage)
 	root := filepath.Join(stage, "root")
 	if err := os.Mkdir(root, 0o755); err != nil {
-		return nil, err
+		return err
 	}
-	tree := overlay.NewTree(root)
+	cache := o.CacheDir
+	if cache == "" {
+		cache = DefaultCacheDir()
+	}
+	digests := &digestCache{}
+	if !o.NoCache {
+		digests.dir = filepath.Join(cache, "digests")
+	}
 
-	var info *bundleInfo
-	var b *base.Base
+	var (
+		info  *bundleInfo
+		b     *base.Base
+		tree  *overlay.Tree
+		key   string
+		lay   *disk.Layer
+		lower map[string]*overlay.Entry // the entries the layer holds
+	)
 	defer func() {
 		if b != nil {
 			b.Close()
 		}
 	}()
-	steps := []struct {
+	if err := timed("inspect inputs", func() error {
+		var err error
+		if b, err = base.OpenWith(ctx, o.Base, log, base.Options{FileDigest: digests.sum}); err != nil {
+			return err
+		}
+		res.BaseKind, res.BaseSHA256 = string(b.Kind), b.Hex()
+		if res.BundleSHA256, err = fileSHA256(o.Bundle); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		if info, err = inspectBundle(o.Bundle); err != nil {
+			return err
+		}
+		res.Prefix, res.ConfigHash = info.Prefix, info.ConfigHash
+		if key, err = layerKey(ctx, digests, res.BaseSHA256, o.SourceDateEpoch); err != nil {
+			return err
+		}
+		if !o.NoCache {
+			if l, err := disk.OpenLayer(layerDir(cache, key), key); err == nil {
+				lay = l
+				touchLayer(l.Dir)
+			} else if !errors.Is(err, os.ErrNotExist) {
+				log.Warn("base layer unusable; making it again", "error", err)
+				if err := os.RemoveAll(layerDir(cache, key)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	sparse := lay != nil && !slices.ContainsFunc(o.Formats, func(f string) bool { return !slices.Contains(sparseFormats, f) })
+	var steps []struct {
 		name string
 		fn   func() error
-	}{
-		{"inspect inputs", func() error {
-			var err error
-			if b, err = base.Open(ctx, o.Base, log); err != nil {
-				return err
-			}
-			res.BaseKind, res.BaseSHA256 = string(b.Kind), b.Hex()
-			if res.BundleSHA256, err = fileSHA256(o.Bundle); err != nil {
-				return fmt.Errorf("bundle: %w", err)
-			}
-			info, err = inspectBundle(o.Bundle)
-			if err != nil {
-				return err
-			}
-			res.Prefix, res.ConfigHash = info.Prefix, info.ConfigHash
+	}
+	add := func(name string, fn func() error) {
+		steps = append(steps, struct {
+			name string
+			fn   func() error
+		}{name, fn})
+	}
+	if sparse {
+		add("reuse base layer", func() error {
+			lower = lay.EntryMap()
+			tree = overlay.NewSparseTree(root, lower)
+			res.Distro = lay.Meta.Info["distro"]
+			log.Info("base layer reused", "dir", lay.Dir, "distribution", res.Distro)
 			return nil
-		}},
-		{"stage base", func() error {
-			return b.Apply(ctx, tree)
-		}},
-		{"detect distro", func() error {
+		})
+	} else {
+		tree = overlay.NewTree(root)
+		add("stage base", func() error { return b.Apply(ctx, tree) })
+		add("detect distro", func() error {
 			p, osr, err := distros.Detect(tree)
 			if err != nil {
 				return fmt.Errorf("base %s: %w", o.Base, err)
@@ -302,35 +382,59 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (*Result, error) {
 			res.Distro = p.Name() + " " + osr["VERSION_ID"]
 			log.Info("base distribution", "profile", p.Name(), "release", osr.Pretty())
 			return p.Fixup(tree, osr)
-		}},
-		{"install bundle", func() error {
-			r, err := openTar(o.Bundle)
-			if err != nil {
-				return fmt.Errorf("bundle: %w", err)
+		})
+		add("base layer", func() error {
+			lower = maps.Clone(tree.Entries)
+			if lay != nil {
+				if p := lay.SameEntries(tree.Entries); p == "" {
+					return nil
+				} else {
+					log.Warn("cached base layer differs from the staged base; making it again", "dir", lay.Dir, "path", p)
+				}
 			}
-			defer r.Close()
-			return tree.InstallBundle(r, overlay.HostLayout{Prefix: info.Prefix, Role: o.Role})
-		}},
+			dir := filepath.Join(stage, "layer")
+			if !o.NoCache {
+				dir = layerDir(cache, key)
+				if err := os.RemoveAll(dir); err != nil {
+					return err
+				}
+				defer pruneLayers(log, cache, keepLayers)
+			}
+			var err error
+			lay, err = disk.BuildLayer(ctx, log, tree, dir, disk.LayerOptions{
+				Key: key, SourceDateEpoch: o.SourceDateEpoch, Tools: disk.DefaultTools(),
+				Info: map[string]string{"distro": res.Distro},
+			})
+			return err
+		})
 	}
+	add("install bundle", func() error {
+		r, err := openTar(o.Bundle)
+		if err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		defer r.Close()
+		return tree.InstallBundle(r, overlay.HostLayout{Prefix: info.Prefix, Role: o.Role})
+	})
 	for _, s := range steps {
 		if err := timed(s.name, s.fn); err != nil {
-			return nil, err
+			return err
 		}
 	}
 
 	res.Formats, res.SourceDateEpoch = o.Formats, o.SourceDateEpoch
-	for _, step := range outputSteps(ctx, log, &o, tree, info, res, stage) {
+	for _, step := range outputSteps(ctx, log, &o, tree, layered{lay, lower}, info, res, stage) {
 		if !step.when {
 			continue
 		}
 		if err := timed(step.name, step.fn); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := timed("checksums and manifest", func() error { return writeManifest(o.OutDir, res) }); err != nil {
-		return nil, err
+		return err
 	}
-	return res, nil
+	return nil
 }
 
 func fileSHA256(p string) (string, error) { return atomicfile.SHA256(p) }

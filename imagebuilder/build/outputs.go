@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -60,6 +61,56 @@ func HashRange(p string, off, size int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// HashRanges reads the file at p once and returns the sha256 of each
+// [offset, size] range and, with whole, of the whole file.
+func HashRanges(p string, ranges [][2]int64, whole bool) (string, []string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	all := sha256.New()
+	hs := make([]hash.Hash, len(ranges))
+	for i := range hs {
+		hs[i] = sha256.New()
+	}
+	buf := make([]byte, 4<<20)
+	var pos int64
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			if whole {
+				all.Write(chunk)
+			}
+			for i, r := range ranges {
+				lo, hi := max(pos, r[0]), min(pos+int64(n), r[0]+r[1])
+				if lo < hi {
+					hs[i].Write(chunk[lo-pos : hi-pos])
+				}
+			}
+			pos += int64(n)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("hashing %s: %w", p, err)
+		}
+	}
+	sums := make([]string, len(ranges))
+	for i, r := range ranges {
+		if r[0]+r[1] > pos {
+			return "", nil, fmt.Errorf("hashing %s: %d bytes at %d, the file ends at %d", p, r[1], r[0], pos)
+		}
+		sums[i] = hex.EncodeToString(hs[i].Sum(nil))
+	}
+	if !whole {
+		return "", sums, nil
+	}
+	return hex.EncodeToString(all.Sum(nil)), sums, nil
+}
+
 type outputStep struct {
 	name string
 	when bool
@@ -84,7 +135,14 @@ func (o *Options) cmdline() string {
 // outputSteps are the writers of the requested formats, in order: the tree
 // formats (from the staged tree as is), then the disk, whose own files
 // (fstab, grow-root configuration) are added to the tree just before it.
-func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overlay.Tree, info *bundleInfo, res *Result, stage string) []outputStep {
+// layered is the base layer the disk formats start from and the entries
+// it holds.
+type layered struct {
+	layer *disk.Layer
+	lower map[string]*overlay.Entry
+}
+
+func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overlay.Tree, base layered, info *bundleInfo, res *Result, stage string) []outputStep {
 	want := func(f ...string) bool {
 		for _, x := range f {
 			if slices.Contains(o.Formats, x) {
@@ -206,25 +264,38 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 			if dcmd == "" {
 				dcmd = " " // not the disk writer's default: no console at all
 			}
-			dr, err := disk.WriteRaw(ctx, log, tree, rawPath, disk.Options{
+			dr, err := disk.WriteRawLayered(ctx, log, base.layer, base.lower, tree, rawPath, disk.Options{
 				Seed:            seed,
 				KernelCmdline:   dcmd,
 				SizeBytes:       o.SizeMiB << 20,
 				SourceDateEpoch: o.SourceDateEpoch,
 				BIOS:            o.Boot == BootHybrid,
 				TempDir:         stage,
+				NoSync:          !want("raw"),
 			})
 			if err != nil {
 				return err
 			}
 			res.Disk = diskLayout(dr)
+			// One read of the disk for the digests of its partitions and,
+			// when it is an output, of the whole.
+			ranges := make([][2]int64, len(res.Disk.Partitions))
 			for i, p := range res.Disk.Partitions {
-				if res.Disk.Partitions[i].SHA256, err = HashRange(rawPath, p.StartBytes, p.SizeBytes); err != nil {
-					return err
-				}
+				ranges[i] = [2]int64{p.StartBytes, p.SizeBytes}
+			}
+			whole, parts, err := HashRanges(rawPath, ranges, want("raw"))
+			if err != nil {
+				return err
+			}
+			for i := range res.Disk.Partitions {
+				res.Disk.Partitions[i].SHA256 = parts[i]
 			}
 			if want("raw") {
-				return add("raw", rawPath)
+				fi, err := os.Stat(rawPath)
+				if err != nil {
+					return err
+				}
+				res.Artifacts = append(res.Artifacts, Artifact{Format: "raw", Path: rawPath, Size: fi.Size(), SHA256: whole})
 			}
 			return nil
 		}},

@@ -54,6 +54,14 @@ relabel when SELinux is on, and powers off. Partitions, boot loader and
 file system stay the vendor's. Formats: raw and qcow2. No root, loop
 devices or mounts on the build machine; needs qemu-system-x86_64.
 
+The base's root filesystem, after its distribution's fixups, is formatted
+once and kept as a base layer in the cache (--cache-dir, default
+$IMAGEBUILDER_CACHE or ~/.cache/imagebuilder; the 4 most recently used are
+kept). Later builds of the same base copy it into the disk and add only
+their own files (bundle, unit links, fstab) with debugfs: a rebuild after a
+config change takes seconds. Outputs are the same bytes with or without the
+cache; --no-cache makes the layer in the staging folder.
+
 Every output is listed with its sha256 and size in NAME.manifest.json
 (with the base and bundle digests, config hash, formats, disk layout) and
 in SHA256SUMS. Same inputs and SOURCE_DATE_EPOCH give the same bytes for
@@ -133,6 +141,8 @@ raw, qcow2, tar and oci. Check an image later with "imagebuilder verify".`,
 	f.BoolVar(&o.InPlace, "in-place", false, "keep the vendor disk image's partitions, boot loader and file system (XFS or ext4): apply the bundle to a copy inside an appliance VM")
 	f.StringVar(&o.ApplianceKernel, "appliance-kernel", "", "with --in-place: rootfs tarball whose /boot/vmlinuz-* and modules run the appliance (e.g. the Debian base)")
 	f.StringVar(&o.ApplianceBinary, "appliance-bin", "", "with --in-place: static appliance /init (default: imagebuilder-appliance beside this program, else in PATH)")
+	f.StringVar(&o.CacheDir, "cache-dir", "", "folder of base layers and base digests (default $IMAGEBUILDER_CACHE, else ~/.cache/imagebuilder)")
+	f.BoolVar(&o.NoCache, "no-cache", false, "neither reuse nor keep the base layer; hash the base in full")
 	fromFile.add(cmd)
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"imagebuilder/imagebuilder/build"
 	"imagebuilder/pkgbuild"
 	"imagebuilder/pkgbuild/atomicfile"
 	"imagebuilder/pkgbuild/bundle"
@@ -27,16 +28,7 @@ into $OUT). See "imagebuilder pkg build --help".`,
 	return cmd
 }
 
-func defaultCacheDir() string {
-	if d := os.Getenv("IMAGEBUILDER_CACHE"); d != "" {
-		return d
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return ".cache"
-	}
-	return filepath.Join(d, "imagebuilder")
-}
+func defaultCacheDir() string { return build.DefaultCacheDir() }
 
 func newPkgBuildCmd(g *globals) *cobra.Command {
 	var (

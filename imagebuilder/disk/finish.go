@@ -1,13 +1,17 @@
 package disk
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // LayerCorruptError is a cached layer whose image does not match its
@@ -45,17 +49,16 @@ func writeScript(work string, script []byte, blobs [][]byte) error {
 	return os.WriteFile(filepath.Join(work, "delta.debugfs"), script, 0o600)
 }
 
-// finishRoot turns the layer copied into the disk image at offset off into
-// the image's root filesystem: resize2fs grows it to size bytes (when grow),
-// tune2fs gives it the image's UUID, debugfs runs work/delta.debugfs. The
-// tools reach the filesystem as "disk?offset=N" (e2fsprogs' unix I/O
-// option) through a link in work, so no loop device or copy is needed.
-func finishRoot(ctx context.Context, o Options, work, image string, off, size int64, grow bool, uuid string) error {
-	link := filepath.Join(work, "disk")
-	if err := os.Symlink(image, link); err != nil {
+// finishRoot turns the layer copied into image into the image's root
+// filesystem: resize2fs grows it to size bytes (when grow), tune2fs gives it
+// the image's UUID, debugfs runs work/delta.debugfs. The tools reach image
+// through a link in work (its name could hold a "?", which e2fsprogs reads
+// as the start of I/O options).
+func finishRoot(ctx context.Context, o Options, work, image string, size int64, grow bool, uuid string) error {
+	dev := "root.img"
+	if err := os.Symlink(image, filepath.Join(work, dev)); err != nil {
 		return err
 	}
-	dev := "disk?offset=" + strconv.FormatInt(off, 10)
 	env := e2fsEnv(o.SourceDateEpoch)
 	run := func(t Tool, args ...string) ([]byte, error) {
 		_, stderr, err := o.Tools.Runner.Run(ctx, Cmd{Tool: t, Args: args, Env: env, Dir: work})
@@ -81,6 +84,60 @@ func finishRoot(ctx context.Context, o Options, work, image string, off, size in
 			errs = errs[:10]
 		}
 		return fmt.Errorf("debugfs failed adding the build's files: %s%s", strings.Join(errs, "; "), more)
+	}
+	return nil
+}
+
+// shiftRight moves the first n bytes of f by bytes towards its end, leaving
+// zeros (holes) in front: FALLOC_FL_INSERT_RANGE where the filesystem has it
+// (ext4, XFS: no data moves), else a copy from the end backwards.
+func shiftRight(ctx context.Context, f *os.File, n, by int64) error {
+	if err := f.Truncate(n); err != nil {
+		return err
+	}
+	err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_INSERT_RANGE, 0, by)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("inserting %d bytes: %w", by, err)
+	}
+	return shiftCopy(ctx, f, n, by)
+}
+
+// shiftCopy is shiftRight by copying, in chunks from the end, skipping
+// zeros; the front is zeroed after.
+func shiftCopy(ctx context.Context, f *os.File, n, by int64) error {
+	if err := f.Truncate(n + by); err != nil {
+		return err
+	}
+	buf := make([]byte, 4*mib)
+	zero := make([]byte, len(buf))
+	for end := n; end > 0; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start := max(0, end-int64(len(buf)))
+		chunk := buf[:end-start]
+		if _, err := f.ReadAt(chunk, start); err != nil {
+			return err
+		}
+		if !bytes.Equal(chunk, zero[:len(chunk)]) {
+			if _, err := f.WriteAt(chunk, start+by); err != nil {
+				return err
+			}
+		} else if start+by < n {
+			// The target still holds data of its own: clear it.
+			if _, err := f.WriteAt(chunk, start+by); err != nil {
+				return err
+			}
+		}
+		end = start
+	}
+	for off := int64(0); off < min(by, n); off += int64(len(zero)) {
+		if _, err := f.WriteAt(zero[:min(int64(len(zero)), min(by, n)-off)], off); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -321,6 +321,36 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 	}
 
 	err = writeAtomic(out, !opts.NoSync, func(f *os.File) error {
+		// The root filesystem first, alone at the start of the file: the
+		// e2fsprogs tools see a plain image (resize2fs sets the size of a
+		// regular file to the filesystem's, so an offset would not do).
+		start := time.Now()
+		digest, err := copyBlocks(ctx, f, 0, layer.Image())
+		if err != nil {
+			return fmt.Errorf("copying the base layer: %w", err)
+		}
+		if digest != layer.Meta.Digest {
+			return &LayerCorruptError{Dir: layer.Dir, Want: layer.Meta.Digest, Got: digest}
+		}
+		if err := f.Truncate(layer.Meta.Bytes); err != nil {
+			return err
+		}
+		res.Timings.Assemble = time.Since(start)
+		start = time.Now()
+		if err := finishRoot(ctx, opts, work, f.Name(), rootBytes, rootBytes > layer.Meta.Bytes, res.UUIDs.RootFS); err != nil {
+			return err
+		}
+		if res.RootInodes, err = ext4InodeCount(f, 0); err != nil {
+			return err
+		}
+		res.Timings.Debugfs = time.Since(start)
+		// Then the room for the GPT, the ESP and the BIOS boot partition
+		// in front of it, and the backup GPT behind.
+		start = time.Now()
+		if err := shiftRight(ctx, f, rootBytes, layout.Root.Start); err != nil {
+			return fmt.Errorf("moving the root filesystem to its partition: %w", err)
+		}
+		res.Timings.Assemble += time.Since(start)
 		if err := f.Truncate(layout.Size); err != nil {
 			return err
 		}
@@ -331,7 +361,7 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 		if err := dk.Partition(layout.gptTable(res.UUIDs)); err != nil {
 			return fmt.Errorf("writing GPT: %w", err)
 		}
-		start := time.Now()
+		start = time.Now()
 		if err := writeESP(ctx, dk, 1, files); err != nil {
 			return err
 		}
@@ -344,22 +374,7 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 				return err
 			}
 		}
-		start = time.Now()
-		digest, err := copyBlocks(ctx, f, layout.Root.Start, layer.Image())
-		if err != nil {
-			return fmt.Errorf("copying the base layer into the disk: %w", err)
-		}
-		if digest != layer.Meta.Digest {
-			return &LayerCorruptError{Dir: layer.Dir, Want: layer.Meta.Digest, Got: digest}
-		}
-		res.Timings.Assemble = time.Since(start)
-		start = time.Now()
-		if err := finishRoot(ctx, opts, work, f.Name(), layout.Root.Start, rootBytes, rootBytes > layer.Meta.Bytes, res.UUIDs.RootFS); err != nil {
-			return err
-		}
-		res.Timings.Debugfs = time.Since(start)
-		res.RootInodes, err = ext4InodeCount(f, layout.Root.Start)
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, err
