@@ -51,8 +51,9 @@ func prepare(ctx context.Context, log *slog.Logger, in *inputs, ways []string, c
 		return nil, fmt.Errorf("genconf wrote %d cluster bundles in %s, want 1", len(m), serve)
 	}
 	in.ClusterBundle = m[0]
-	if slices.Contains(ways, wayWarm) {
-		// The warm way starts from a finished build in its output folder.
+	if slices.Contains(ways, wayWarm) || slices.Contains(ways, wayCached) {
+		// The warm way starts from a finished build in its output folder;
+		// both start with the base layer in the cache.
 		if err := os.RemoveAll(in.outDir(wayWarm)); err != nil {
 			return nil, err
 		}

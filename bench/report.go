@@ -106,9 +106,15 @@ func (r *Report) finish() {
 		}
 		r.Ratios = append(r.Ratios, q)
 	}
+	// The shell way extracts and formats the base every time, as the cold
+	// build does; libguestfs and Packer start from a base qcow2 made once,
+	// as the cached build starts from its base layer.
 	add(wayCold, wayShell, "<= 1.2", func(x float64) bool { return x <= 1.2 })
-	add(wayLibguestfs, wayCold, ">= 5", func(x float64) bool { return x >= 5 })
-	add(wayPacker, wayCold, ">= 20", func(x float64) bool { return x >= 20 })
+	add(wayCached, wayShell, "", nil)
+	add(wayLibguestfs, wayCached, ">= 5", func(x float64) bool { return x >= 5 })
+	add(wayPacker, wayCached, ">= 20", func(x float64) bool { return x >= 20 })
+	add(wayLibguestfs, wayCold, "", nil)
+	add(wayPacker, wayCold, "", nil)
 	add(wayWarm, wayCold, "", nil)
 	for _, q := range r.Ratios {
 		if q.Meets != nil {
@@ -124,7 +130,7 @@ func (r *Report) finish() {
 			Target{Goal: "config-only rebuild (pkg build + genconf + build) < 5 s", Value: fmt.Sprintf("%.1f s median", w.Wall.Median), Met: w.Wall.Median < 5},
 			Target{Goal: "config-only rebuild: no package rebuilt", Value: fmt.Sprintf("%d rebuilt, %d cached per round", len(w.PackagesRebuilt), w.PackagesCached), Met: len(w.PackagesRebuilt) == 0})
 	}
-	for _, w := range []*WayReport{cold, r.way(wayWarm)} {
+	for _, w := range []*WayReport{cold, r.way(wayCached), r.way(wayWarm)} {
 		if w != nil && len(w.Samples) > 0 {
 			r.Targets = append(r.Targets, Target{Goal: w.Name + " peak RSS < 256 MiB (largest single process, children included)",
 				Value: fmt.Sprintf("%.0f MiB max", w.RSSMiB.Max), Met: w.RSSMiB.Max < 256})
