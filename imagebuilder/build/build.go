@@ -423,15 +423,22 @@ func runLayered(ctx context.Context, log *slog.Logger, o Options, res *Result, t
 	}
 
 	res.Formats, res.SourceDateEpoch = o.Formats, o.SourceDateEpoch
-	for _, step := range outputSteps(ctx, log, &o, tree, layered{lay, lower}, info, res, stage) {
+	outs, wait := outputSteps(ctx, log, &o, tree, layered{lay, lower}, info, res, stage)
+	for _, step := range outs {
 		if !step.when {
 			continue
 		}
 		if err := timed(step.name, step.fn); err != nil {
+			wait()
 			return err
 		}
 	}
-	if err := timed("checksums and manifest", func() error { return writeManifest(o.OutDir, res) }); err != nil {
+	if err := timed("checksums and manifest", func() error {
+		if err := wait(); err != nil {
+			return err
+		}
+		return writeManifest(o.OutDir, res)
+	}); err != nil {
 		return err
 	}
 	return nil

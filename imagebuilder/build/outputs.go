@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -142,7 +143,12 @@ type layered struct {
 	lower map[string]*overlay.Entry
 }
 
-func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overlay.Tree, base layered, info *bundleInfo, res *Result, stage string) []outputStep {
+// outputSteps lists the steps that write the outputs. The digests of the
+// raw disk and its partitions are computed in the background while the
+// conversions read the same disk; wait returns when they are in res (call
+// it before the manifest, and before the staging folder goes).
+func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overlay.Tree, base layered, info *bundleInfo, res *Result, stage string) ([]outputStep, func() error) {
+	wait := func() error { return nil }
 	want := func(f ...string) bool {
 		for _, x := range f {
 			if slices.Contains(o.Formats, x) {
@@ -277,25 +283,45 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 				return err
 			}
 			res.Disk = diskLayout(dr)
-			// One read of the disk for the digests of its partitions and,
-			// when it is an output, of the whole.
 			ranges := make([][2]int64, len(res.Disk.Partitions))
 			for i, p := range res.Disk.Partitions {
 				ranges[i] = [2]int64{p.StartBytes, p.SizeBytes}
 			}
-			whole, parts, err := HashRanges(rawPath, ranges, want("raw"))
-			if err != nil {
-				return err
-			}
-			for i := range res.Disk.Partitions {
-				res.Disk.Partitions[i].SHA256 = parts[i]
-			}
+			raw := -1
 			if want("raw") {
 				fi, err := os.Stat(rawPath)
 				if err != nil {
 					return err
 				}
-				res.Artifacts = append(res.Artifacts, Artifact{Format: "raw", Path: rawPath, Size: fi.Size(), SHA256: whole})
+				res.Artifacts = append(res.Artifacts, Artifact{Format: "raw", Path: rawPath, Size: fi.Size()})
+				raw = len(res.Artifacts) - 1
+			}
+			// One read of the disk for the digests of its partitions and,
+			// when it is an output, of the whole.
+			type sums struct {
+				whole string
+				parts []string
+				err   error
+			}
+			done := make(chan sums, 1)
+			go func() {
+				var s sums
+				s.whole, s.parts, s.err = HashRanges(rawPath, ranges, raw >= 0)
+				done <- s
+			}()
+			wait = func() error {
+				s := <-done
+				done <- sums{err: errors.New("digests already taken")}
+				if s.err != nil {
+					return fmt.Errorf("write raw disk: %w", s.err)
+				}
+				for i := range res.Disk.Partitions {
+					res.Disk.Partitions[i].SHA256 = s.parts[i]
+				}
+				if raw >= 0 {
+					res.Artifacts[raw].SHA256 = s.whole
+				}
+				return nil
 			}
 			return nil
 		}},
@@ -316,7 +342,7 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 			}
 			return add("iso", path("iso"))
 		}},
-	}
+	}, func() error { return wait() }
 }
 
 func convert(ctx context.Context, raw, out, format string, add func(string, string) error) error {

@@ -22,7 +22,10 @@ const (
 // mke2fsConf pins the features and geometry of the root filesystem, so the
 // image does not depend on the build machine's /etc/mke2fs.conf (passed via
 // MKE2FS_CONFIG). The feature set is what Debian 12's e2fsprogs 1.47.0
-// enables by default, which every kernel since 4.x mounts.
+// enables by default, which every kernel since 4.x mounts, plus
+// metadata_csum_seed (kernel 4.4): checksums do not depend on the UUID, so
+// each image built on a shared base layer gets its own UUID without a
+// rewrite of every checksum.
 const mke2fsConf = `[defaults]
 	base_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
 	default_mntopts = acl,user_xattr
@@ -34,7 +37,7 @@ const mke2fsConf = `[defaults]
 
 [fs_types]
 	ext4 = {
-		features = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
+		features = has_journal,extent,huge_file,flex_bg,metadata_csum,metadata_csum_seed,64bit,dir_nlink,extra_isize
 		inode_size = 256
 	}
 `

@@ -50,11 +50,11 @@ func writeScript(work string, script []byte, blobs [][]byte) error {
 }
 
 // finishRoot turns the layer copied into image into the image's root
-// filesystem: resize2fs grows it to size bytes (when grow), tune2fs gives it
-// the image's UUID, debugfs runs work/delta.debugfs. The tools reach image
+// filesystem: resize2fs grows it to size bytes (when grow), debugfs runs
+// work/delta.debugfs (which starts by setting the image's UUID). The tools reach image
 // through a link in work (its name could hold a "?", which e2fsprogs reads
 // as the start of I/O options).
-func finishRoot(ctx context.Context, o Options, work, image string, size int64, grow bool, uuid string) error {
+func finishRoot(ctx context.Context, o Options, work, image string, size int64, grow bool) error {
 	dev := "root.img"
 	if err := os.Symlink(image, filepath.Join(work, dev)); err != nil {
 		return err
@@ -68,9 +68,6 @@ func finishRoot(ctx context.Context, o Options, work, image string, size int64, 
 		if _, err := run(o.Tools.Resize2fs, "-f", dev, strconv.FormatInt(size/ext4BlockSize, 10)); err != nil {
 			return fmt.Errorf("growing the root filesystem to %d MiB: %w", size/mib, err)
 		}
-	}
-	if _, err := run(o.Tools.Tune2fs, "-U", uuid, dev); err != nil {
-		return fmt.Errorf("setting the root filesystem UUID: %w", err)
 	}
 	stderr, err := run(o.Tools.Debugfs, "-w", "-f", "delta.debugfs", dev)
 	if err != nil {

@@ -255,6 +255,10 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	t0 := time.Now()
+	mark := func(step string) {
+		log.Debug("disk step", "step", step, "at", time.Since(t0).Round(time.Millisecond))
+	}
 	opts = opts.withDefaults(layer.Meta.Title)
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("disk options: %w", err)
@@ -284,6 +288,8 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 		return nil, err
 	}
 	res.Timings.Scan = time.Since(start)
+	mark("delta planned")
+
 	plan := planBlocks(layer.Meta.DataBlocks+d.Blocks, int64(len(tree.Entries)))
 	rootBytes := max(plan.Bytes, layer.Meta.Bytes)
 	if opts.SizeBytes > 0 {
@@ -309,9 +315,13 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 		"esp_mib", layout.ESP.Size/mib, "kernel", k.Version, "layer", layer.Dir,
 		"added", d.Added, "removed", d.Removed, "changed", d.Changed)
 
-	if err := writeScript(work, d.Script, d.Blobs); err != nil {
+	// The image's own filesystem UUID (metadata_csum_seed keeps the
+	// checksums valid).
+	script := append([]byte("ssv uuid "+res.UUIDs.RootFS+"\n"), d.Script...)
+	if err := writeScript(work, script, d.Blobs); err != nil {
 		return nil, err
 	}
+	mark("script written")
 	var coreImg []byte
 	if opts.BIOS {
 		cfg := grubConfig(res.UUIDs.ESPVolumeID, espDir(opts.EntryID, k.Version), kernelOptions(res.UUIDs.RootPart, opts.KernelCmdline))
@@ -320,6 +330,7 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 		}
 	}
 
+	mark("core.img made")
 	err = writeAtomic(out, !opts.NoSync, func(f *os.File) error {
 		// The root filesystem first, alone at the start of the file: the
 		// e2fsprogs tools see a plain image (resize2fs sets the size of a
@@ -335,15 +346,17 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 		if err := f.Truncate(layer.Meta.Bytes); err != nil {
 			return err
 		}
+		mark("layer copied")
 		res.Timings.Assemble = time.Since(start)
 		start = time.Now()
-		if err := finishRoot(ctx, opts, work, f.Name(), rootBytes, rootBytes > layer.Meta.Bytes, res.UUIDs.RootFS); err != nil {
+		if err := finishRoot(ctx, opts, work, f.Name(), rootBytes, rootBytes > layer.Meta.Bytes); err != nil {
 			return err
 		}
 		if res.RootInodes, err = ext4InodeCount(f, 0); err != nil {
 			return err
 		}
 		res.Timings.Debugfs = time.Since(start)
+		mark("root finished")
 		// Then the room for the GPT, the ESP and the BIOS boot partition
 		// in front of it, and the backup GPT behind.
 		start = time.Now()
@@ -351,6 +364,7 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 			return fmt.Errorf("moving the root filesystem to its partition: %w", err)
 		}
 		res.Timings.Assemble += time.Since(start)
+		mark("shifted")
 		if err := f.Truncate(layout.Size); err != nil {
 			return err
 		}
@@ -361,6 +375,7 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 		if err := dk.Partition(layout.gptTable(res.UUIDs)); err != nil {
 			return fmt.Errorf("writing GPT: %w", err)
 		}
+		mark("gpt written")
 		start = time.Now()
 		if err := writeESP(ctx, dk, 1, files); err != nil {
 			return err
@@ -369,6 +384,8 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 			return fmt.Errorf("normalizing ESP: %w", err)
 		}
 		res.Timings.ESP = time.Since(start)
+		mark("esp written")
+
 		if opts.BIOS {
 			if err := installBIOSBoot(f, bootImg, coreImg, layout.BIOS); err != nil {
 				return err

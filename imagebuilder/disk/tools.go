@@ -102,7 +102,6 @@ type Tools struct {
 	MkfsExt4  Tool
 	Debugfs   Tool
 	Resize2fs Tool
-	Tune2fs   Tool
 	QemuImg   Tool
 	// GrubMkimage makes GRUB's BIOS core.img; GrubPCDir holds the i386-pc
 	// modules and boot.img (both from grub-pc-bin).
@@ -127,7 +126,6 @@ func DefaultTools() Tools {
 		MkfsExt4:       Tool{Name: "mkfs.ext4", Package: "e2fsprogs"},
 		Debugfs:        Tool{Name: "debugfs", Package: "e2fsprogs"},
 		Resize2fs:      Tool{Name: "resize2fs", Package: "e2fsprogs"},
-		Tune2fs:        Tool{Name: "tune2fs", Package: "e2fsprogs"},
 		QemuImg:        Tool{Name: "qemu-img", Package: "qemu-utils"},
 		GrubMkimage:    Tool{Name: "grub-mkimage", Package: "grub-pc-bin"},
 		GrubPCDir:      DefaultGrubPCDir,
@@ -147,9 +145,6 @@ func (t Tools) withDefaults() Tools {
 	}
 	if t.Resize2fs.Name == "" {
 		t.Resize2fs = d.Resize2fs
-	}
-	if t.Tune2fs.Name == "" {
-		t.Tune2fs = d.Tune2fs
 	}
 	if t.QemuImg.Name == "" {
 		t.QemuImg = d.QemuImg
