@@ -325,9 +325,9 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 			}
 			return nil
 		}},
-		{"convert qcow2", want("qcow2"), func() error { return convert(ctx, rawPath, path("qcow2"), "qcow2", add) }},
-		{"convert vmdk", want("vmdk"), func() error { return convert(ctx, rawPath, path("vmdk"), "vmdk", add) }},
-		{"convert vhd", want("vhd"), func() error { return convert(ctx, rawPath, path("vhd"), "vhd", add) }},
+		{"convert qcow2", want("qcow2"), func() error { return convert(ctx, rawPath, path("qcow2"), "qcow2", res) }},
+		{"convert vmdk", want("vmdk"), func() error { return convert(ctx, rawPath, path("vmdk"), "vmdk", res) }},
+		{"convert vhd", want("vhd"), func() error { return convert(ctx, rawPath, path("vhd"), "vhd", res) }},
 		{"write installer iso", want("iso"), func() error {
 			k, err := disk.FindKernel(tree)
 			if err != nil {
@@ -345,11 +345,17 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 	}, func() error { return wait() }
 }
 
-func convert(ctx context.Context, raw, out, format string, add func(string, string) error) error {
-	if err := disk.DefaultTools().Convert(ctx, raw, out, format); err != nil {
+func convert(ctx context.Context, raw, out, format string, res *Result) error {
+	sum, err := disk.DefaultTools().ConvertSum(ctx, raw, out, format)
+	if err != nil {
 		return err
 	}
-	return add(format, out)
+	fi, err := os.Stat(out)
+	if err != nil {
+		return err
+	}
+	res.Artifacts = append(res.Artifacts, Artifact{Format: format, Path: out, Size: fi.Size(), SHA256: sum})
+	return nil
 }
 
 func diskLayout(r *disk.Result) *DiskLayout {

@@ -2,7 +2,10 @@ package disk
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -31,19 +34,30 @@ var Conversions = map[string][]string{
 // Convert converts the raw image at raw into format (a key of Conversions)
 // at out with qemu-img. out appears complete or not at all.
 func (t Tools) Convert(ctx context.Context, raw, out, format string) error {
+	_, err := t.convert(ctx, raw, out, format, false)
+	return err
+}
+
+// ConvertSum is Convert that also returns the hex sha256 of out, read while
+// the file is synced to disk.
+func (t Tools) ConvertSum(ctx context.Context, raw, out, format string) (string, error) {
+	return t.convert(ctx, raw, out, format, true)
+}
+
+func (t Tools) convert(ctx context.Context, raw, out, format string, sum bool) (string, error) {
 	t = t.withDefaults()
 	conv, ok := Conversions[format]
 	if !ok {
-		return fmt.Errorf("converting to %s: unknown disk format", format)
+		return "", fmt.Errorf("converting to %s: unknown disk format", format)
 	}
 	if _, err := os.Stat(raw); err != nil {
-		return fmt.Errorf("converting to %s: %w", format, err)
+		return "", fmt.Errorf("converting to %s: %w", format, err)
 	}
 	// qemu-img creates the file itself; reserve a unique temporary name in
 	// the destination directory and let it overwrite that.
 	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
 	if err != nil {
-		return fmt.Errorf("converting to %s: %w", format, err)
+		return "", fmt.Errorf("converting to %s: %w", format, err)
 	}
 	tmp := f.Name()
 	f.Close()
@@ -55,16 +69,44 @@ func (t Tools) Convert(ctx context.Context, raw, out, format string) error {
 	}()
 	args := append(append([]string{"convert", "-q", "-f", "raw"}, conv...), raw, tmp)
 	if _, _, err := t.Runner.Run(ctx, Cmd{Tool: t.QemuImg, Args: args}); err != nil {
-		return fmt.Errorf("converting %s to %s: %w", raw, format, err)
+		return "", fmt.Errorf("converting %s to %s: %w", raw, format, err)
 	}
-	if err := syncFile(tmp); err != nil {
-		return err
+	digest := make(chan error, 1)
+	var sumHex string
+	if sum {
+		go func() {
+			var err error
+			sumHex, err = fileSHA256(tmp)
+			digest <- err
+		}()
+	} else {
+		digest <- nil
+	}
+	serr := syncFile(tmp)
+	if err := <-digest; err != nil {
+		return "", fmt.Errorf("converting to %s: %w", format, err)
+	}
+	if serr != nil {
+		return "", serr
 	}
 	if err := os.Rename(tmp, out); err != nil {
-		return fmt.Errorf("converting to %s: %w", format, err)
+		return "", fmt.Errorf("converting to %s: %w", format, err)
 	}
 	done = true
-	return nil
+	return sumHex, nil
+}
+
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, f, make([]byte, 4<<20)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func syncFile(p string) error {
