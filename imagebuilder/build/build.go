@@ -402,7 +402,7 @@ func runLayered(ctx context.Context, log *slog.Logger, o Options, res *Result, t
 			}
 			var err error
 			lay, err = disk.BuildLayer(ctx, log, tree, dir, disk.LayerOptions{
-				Key: key, SourceDateEpoch: o.SourceDateEpoch, Tools: disk.DefaultTools(),
+				Key: key, Seed: res.BaseSHA256, SourceDateEpoch: o.SourceDateEpoch, Tools: disk.DefaultTools(),
 				Info: map[string]string{"distro": res.Distro},
 			})
 			return err

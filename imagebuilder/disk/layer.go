@@ -82,9 +82,14 @@ func (l *Layer) EntryMap() map[string]*overlay.Entry {
 
 // LayerOptions tune BuildLayer.
 type LayerOptions struct {
-	// Key identifies what the layer is made from; it also seeds the
-	// layer's filesystem UUID and directory hash seed.
+	// Key identifies the layer in a cache (what it is made from and by
+	// which program).
 	Key string
+	// Seed, the content the layer is made from (the base's digest), seeds
+	// the layer's filesystem UUID, checksum seed and directory hash seed:
+	// every program that makes the layer of the same base makes the same
+	// bytes. Default: Key.
+	Seed string
 	// SourceDateEpoch is every time in the image; 0 is DefaultEpoch.
 	SourceDateEpoch int64
 	// Info is stored in layer.json for the caller.
@@ -130,7 +135,10 @@ func BuildLayer(ctx context.Context, log *slog.Logger, tree *overlay.Tree, dir s
 	// The tightest fit plus room for mkfs's own allocation; builds grow it.
 	plan.Bytes = roundUp(plan.MinBytes+plan.MinBytes/50+16*mib, mib)
 	plan.Inodes = int64(len(tree.Entries))*13/10 + layerInodeSlack
-	uuids := PlanUUIDs("layer\x00" + o.Key)
+	if o.Seed == "" {
+		o.Seed = o.Key
+	}
+	uuids := PlanUUIDs("layer\x00" + o.Seed)
 	work := filepath.Join(tmp, "work")
 	if err := os.Mkdir(work, 0o700); err != nil {
 		return nil, err
