@@ -50,13 +50,6 @@ type ext4Plan struct {
 	MinBytes int64
 }
 
-// planExt4 sizes the root filesystem from the staged content: data blocks
-// plus 30% headroom, inode tables for the entries plus 30%, the journal
-// mke2fs would pick, and the 5% reserved for root; rounded up to MiB.
-func planExt4(st map[string]staged, entries int) ext4Plan {
-	return planBlocks(stagedBlocks(st), int64(entries))
-}
-
 // stagedBlocks counts the filesystem blocks the staged content needs.
 func stagedBlocks(st map[string]staged) int64 {
 	var blocks int64
@@ -113,7 +106,9 @@ func xattrBlocks(x map[string][]byte) int64 {
 	return 0
 }
 
-// planBlocks sizes a filesystem for data blocks and entries.
+// planBlocks sizes a root filesystem for data blocks and entries: the data
+// plus 30% headroom, inode tables for the entries plus 30%, the journal
+// mke2fs would pick, and the 5% reserved for root; rounded up to MiB.
 func planBlocks(blocks, entries int64) ext4Plan {
 	inodes := entries*13/10 + 1024
 	meta := inodes*ext4InodeSize + 8*mib
