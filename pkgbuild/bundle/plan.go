@@ -8,7 +8,6 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"os"
 	"sort"
 
 	"imagebuilder/pkgbuild/archive"
@@ -24,9 +23,16 @@ type item struct {
 	// links to.
 	sha  string
 	size int64
+	// off is where a file's content starts in its source's decompressed
+	// stream; frames, when not empty, is the run of the source's frames that
+	// holds exactly that content (padded to the tar block).
+	off    int64
+	frames [2]int
 }
 
-// source is a tar.zst stream whose entries are copied into the bundle.
+// source is a tar.zst stream whose entries are copied into the bundle: a
+// package tarball read through its layout (file, layout, sha), or a stream read
+// with open.
 type source struct {
 	label string
 	open  func() (*archive.Reader, io.Closer, error)
@@ -34,50 +40,15 @@ type source struct {
 	rename func(string) string
 	// drop lists bundle paths of source entries that are left out.
 	drop map[string]bool
-	// sha, when set, is the sha256 of the whole source file as the first pass
-	// saw it: open must then return a *hashedFile closer, and the second pass
+	// file, layout and sha (the file's sha256 as the first pass saw it) are
+	// set for a package tarball: the second pass reads it with a cursor and
 	// checks the file's digest instead of every entry's content.
-	sha string
-}
-
-// hashedFile is an open zstd file whose raw bytes are digested as they are
-// decompressed.
-type hashedFile struct {
-	f   *os.File
-	raw io.Reader
-	zr  io.ReadCloser
-	h   hash.Hash
-}
-
-func openHashed(file string) (*hashedFile, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	h := sha256.New()
-	raw := io.TeeReader(f, h)
-	zr, err := archive.NewDecompressor(raw)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &hashedFile{f: f, raw: raw, zr: zr, h: h}, nil
-}
-
-// sum reads the rest of the stream and the file and returns the file's sha256.
-func (hf *hashedFile) sum() (string, error) {
-	if _, err := io.Copy(io.Discard, hf.zr); err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(io.Discard, hf.raw); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(hf.h.Sum(nil)), nil
-}
-
-func (hf *hashedFile) Close() error {
-	hf.zr.Close()
-	return hf.f.Close()
+	file   string
+	layout *layout
+	sha    string
+	// data, when set, is the whole tarball as the first pass read it: the
+	// second pass does not read the file again.
+	data []byte
 }
 
 func genFile(name string, mode fs.FileMode, data []byte) item {
@@ -127,9 +98,11 @@ func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err er
 	if err != nil {
 		return err
 	}
-	tw := archive.NewWriter(zw, mtime)
+	defer zw.Close()
+	tw := archive.NewFramedWriter(zw, mtime)
 	cur, done := -1, map[int]bool{}
 	var rd *archive.Reader
+	var cs *cursor
 	var closer io.Closer
 	defer func() {
 		if closer != nil {
@@ -139,6 +112,15 @@ func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err er
 	finish := func() error {
 		if cur < 0 {
 			return nil
+		}
+		if cs != nil {
+			if err := cs.finish(sources[cur].sha); err != nil {
+				return err
+			}
+			done[cur] = true
+			err := cs.Close()
+			cs, closer, cur = nil, nil, -1
+			return err
 		}
 		for {
 			e, err := rd.Next()
@@ -150,19 +132,6 @@ func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err er
 			}
 			if name := sources[cur].rename(e.Name); !sources[cur].drop[name] {
 				return fmt.Errorf("%s: entry %q changed since it was first read", sources[cur].label, e.Name)
-			}
-		}
-		if want := sources[cur].sha; want != "" {
-			hf, ok := closer.(*hashedFile)
-			if !ok {
-				return fmt.Errorf("internal error: %s opened without a digest", sources[cur].label)
-			}
-			got, err := hf.sum()
-			if err != nil {
-				return fmt.Errorf("%s: %w", sources[cur].label, err)
-			}
-			if got != want {
-				return fmt.Errorf("%s: changed since it was first read (sha256 %s, was %s)", sources[cur].label, got, want)
 			}
 		}
 		done[cur] = true
@@ -184,15 +153,27 @@ func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err er
 					return fmt.Errorf("internal error: %s read twice", sources[it.src].label)
 				}
 				cur = it.src
-				if rd, closer, err = sources[cur].open(); err != nil {
+				if src := sources[cur]; src.layout != nil {
+					if cs, err = openCursor(src); err != nil {
+						return err
+					}
+					closer = cs
+				} else if rd, closer, err = src.open(); err != nil {
 					return err
 				}
 			}
-			if err := nextFrom(rd, sources[cur], it); err != nil {
-				return err
-			}
-			content = rd
-			if sources[cur].sha == "" {
+			if cs != nil {
+				if it.copies() {
+					if err := tw.AddFrames(it.e, func(fw archive.FrameWriter) error { return cs.copyFrames(it, fw) }); err != nil {
+						return fmt.Errorf("writing bundle: %w", err)
+					}
+					continue
+				}
+				content = cs.content(it.off, it.e.Size)
+			} else {
+				if err := nextFrom(rd, sources[cur], it); err != nil {
+					return err
+				}
 				h = sha256.New()
 				content = io.TeeReader(rd, h)
 			}
