@@ -33,7 +33,7 @@ type Frame struct {
 // that is left) and returns the header length and the declared content size,
 // or ok=false when the frame is not one a FramedReader decodes whole.
 func frameHeader(b []byte) (n int, size int64, ok bool) {
-	if len(b) < 5 || [4]byte(b[:4]) != zstdMagic {
+	if len(b) < 6 || [4]byte(b[:4]) != zstdMagic {
 		return 0, 0, false
 	}
 	desc := b[4]
@@ -43,6 +43,13 @@ func frameHeader(b []byte) (n int, size int64, ok bool) {
 	}
 	n = 5
 	if !single {
+		// A window beyond what the frame may hold could make other
+		// decoders refuse the frame once it is copied into a bundle.
+		wd := b[5]
+		log := 10 + uint(wd>>3)
+		if log > 23 || (1<<log)+(1<<log)/8*int64(wd&7) > MaxFrameContent {
+			return 0, 0, false
+		}
 		n++
 	}
 	n += [4]int{0, 1, 2, 4}[dictFlag]
