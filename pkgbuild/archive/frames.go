@@ -285,7 +285,9 @@ func NewFramedReaderBytes(data []byte) *FramedReader {
 }
 
 func newFramedReader(br *bufio.Reader, data []byte) *FramedReader {
-	n := runtime.GOMAXPROCS(0)
+	// Frames decoded ahead, each in a buffer of twice its size: a bound
+	// that does not grow with the CPUs, since several readers run at once.
+	n := min(runtime.GOMAXPROCS(0), 4)
 	fr := &FramedReader{
 		br:        br,
 		data:      data,

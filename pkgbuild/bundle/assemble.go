@@ -56,7 +56,6 @@ func Assemble(w io.Writer, in Input) (*Manifest, error) {
 		src := len(sources)
 		sources = append(sources, source{
 			label:  fmt.Sprintf("package %s (%s)", p.Name, p.Tarball),
-			rename: func(n string) string { return root + "/" + n },
 			sha:    sc.sha,
 			file:   p.Tarball,
 			layout: sc.layout,
@@ -253,18 +252,6 @@ type packageScan struct {
 	items  []item // names relative to the package root
 	farm   []string
 	units  []unitFile
-}
-
-type closers []io.Closer
-
-func (c closers) Close() error {
-	var first error
-	for _, x := range c {
-		if err := x.Close(); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
 }
 
 // retainBudget is how many bytes of package tarballs one assembly keeps in

@@ -515,7 +515,7 @@ func TestWritePlanNoticesChangedTarball(t *testing.T) {
 	for i := range items {
 		items[i].src = 0
 	}
-	src := source{label: "package a", rename: func(n string) string { return n }, sha: sc.sha, file: p.Tarball, layout: sc.layout}
+	src := source{label: "package a", sha: sc.sha, file: p.Tarball, layout: sc.layout}
 	if err := writePlan(io.Discard, items, []source{src}, 0); err != nil {
 		t.Fatalf("unchanged tarball: %v", err)
 	}

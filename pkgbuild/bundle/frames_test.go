@@ -178,7 +178,7 @@ func TestSecondPassFromMemoryOrFile(t *testing.T) {
 		if copies != 1 {
 			t.Fatalf("%d items copy frames, want 1 (bin/a)", copies)
 		}
-		src := source{label: "package a", rename: func(n string) string { return n }, sha: sc.sha, file: p.Tarball, layout: sc.layout, data: sc.data}
+		src := source{label: "package a", sha: sc.sha, file: p.Tarball, layout: sc.layout, data: sc.data}
 		// Replace the tarball between the passes: same entries and sizes.
 		other := framedPackage(t, t.TempDir(), "a", hashA, d("bin"), x("bin/a", bigData(5, 200_000)), x("bin/z", "y"))
 		orig, err := os.ReadFile(p.Tarball)
@@ -214,5 +214,47 @@ func TestSecondPassFromMemoryOrFile(t *testing.T) {
 	small.left.Store(10)
 	if sc, err := scanPackage(p, "/opt/cluster", small); err != nil || sc.data != nil {
 		t.Fatalf("over budget: kept %v, %v", sc != nil && sc.data != nil, err)
+	}
+}
+
+// TestExtendCopiesFrames: the cluster bundle holds the base bundle's
+// big-file frames as they are, and is the same whether the base bundle was
+// kept in memory or spooled to a file.
+func TestExtendCopiesFrames(t *testing.T) {
+	dir := t.TempDir()
+	big := bigData(6, 2*archive.ChunkSize+5000)
+	a := framedPackage(t, dir, "a", hashA, d("bin"), x("bin/a", big), x("bin/small", "s"))
+	b := testPackage(t, dir, "b", hashB, nil, d("bin"), x("bin/b", bigData(7, 90_000)))
+	base, _ := assemble(t, Input{Prefix: "/opt/cluster", Packages: []Package{a, b}, Files: []File{{Path: "etc/cluster.env", Data: []byte("A=1\n")}}})
+	extra := []File{{Path: "etc/cluster.env", Data: []byte("A=2\n")}, {Path: "etc/new", Data: []byte("n\n")}}
+	var inMemory, spooledOut bytes.Buffer
+	if _, err := extend(bytes.NewReader(base), &inMemory, extra, "cfg", retainBudget); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := extend(bytes.NewReader(base), &spooledOut, extra, "cfg", 1000); err != nil {
+		t.Fatalf("spooled to a file: %v", err)
+	}
+	if !bytes.Equal(inMemory.Bytes(), spooledOut.Bytes()) {
+		t.Fatal("the base bundle in memory and spooled to a file give different bundles")
+	}
+	frames := bigFrames(t, a.Tarball)
+	if len(frames) < 2 {
+		t.Fatalf("%d big-file frames", len(frames))
+	}
+	for i, fr := range frames {
+		if !bytes.Contains(inMemory.Bytes(), fr) {
+			t.Errorf("big-file frame %d is not in the cluster bundle as it is", i)
+		}
+	}
+	_, ents := list(t, inMemory.Bytes())
+	if ents["packages/a--"+hashA+"/bin/a"].data != big || ents["packages/b--"+hashB+"/bin/b"].data != bigData(7, 90_000) || ents["etc/cluster.env"].data != "A=2\n" || ents["etc/new"].data != "n\n" {
+		t.Fatal("cluster bundle content is wrong")
+	}
+	// A base bundle damaged inside a copied frame is refused, not copied.
+	bad := bytes.Clone(base)
+	i := bytes.Index(bad, frames[1])
+	bad[i+len(frames[1])/2] ^= 0xff
+	if _, err := extend(bytes.NewReader(bad), &bytes.Buffer{}, extra, "cfg", retainBudget); err == nil {
+		t.Fatal("a damaged base bundle was extended")
 	}
 }

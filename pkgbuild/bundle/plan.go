@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"sort"
@@ -30,19 +29,13 @@ type item struct {
 	frames [2]int
 }
 
-// source is a tar.zst stream whose entries are copied into the bundle: a
-// package tarball read through its layout (file, layout, sha), or a stream read
-// with open.
+// source is a tar.zst file (a package tarball, or the base bundle of
+// Extend) whose entries are copied into the bundle: the second pass reads it
+// with a cursor, by the offsets and frame layout the first pass recorded, and
+// checks the file's digest (sha, as the first pass saw it) instead of every
+// entry's content.
 type source struct {
-	label string
-	open  func() (*archive.Reader, io.Closer, error)
-	// rename maps a source entry name to its bundle path.
-	rename func(string) string
-	// drop lists bundle paths of source entries that are left out.
-	drop map[string]bool
-	// file, layout and sha (the file's sha256 as the first pass saw it) are
-	// set for a package tarball: the second pass reads it with a cursor and
-	// checks the file's digest instead of every entry's content.
+	label  string
 	file   string
 	layout *layout
 	sha    string
@@ -101,90 +94,53 @@ func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err er
 	defer zw.Close()
 	tw := archive.NewFramedWriter(zw, mtime)
 	cur, done := -1, map[int]bool{}
-	var rd *archive.Reader
 	var cs *cursor
-	var closer io.Closer
 	defer func() {
-		if closer != nil {
-			closer.Close()
+		if cs != nil {
+			cs.Close()
 		}
 	}()
 	finish := func() error {
-		if cur < 0 {
+		if cs == nil {
 			return nil
 		}
-		if cs != nil {
-			if err := cs.finish(sources[cur].sha); err != nil {
-				return err
-			}
-			done[cur] = true
-			err := cs.Close()
-			cs, closer, cur = nil, nil, -1
+		if err := cs.finish(sources[cur].sha); err != nil {
 			return err
 		}
-		for {
-			e, err := rd.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", sources[cur].label, err)
-			}
-			if name := sources[cur].rename(e.Name); !sources[cur].drop[name] {
-				return fmt.Errorf("%s: entry %q changed since it was first read", sources[cur].label, e.Name)
-			}
-		}
 		done[cur] = true
-		err := closer.Close()
-		closer, cur = nil, -1
+		err := cs.Close()
+		cs, cur = nil, -1
 		return err
 	}
 	for _, it := range items {
-		var content io.Reader
-		var h hash.Hash
 		if it.src < 0 {
-			content = bytes.NewReader(it.data)
-		} else {
-			if it.src != cur {
-				if err := finish(); err != nil {
-					return err
-				}
-				if done[it.src] {
-					return fmt.Errorf("internal error: %s read twice", sources[it.src].label)
-				}
-				cur = it.src
-				if src := sources[cur]; src.layout != nil {
-					if cs, err = openCursor(src); err != nil {
-						return err
-					}
-					closer = cs
-				} else if rd, closer, err = src.open(); err != nil {
-					return err
-				}
+			if err := tw.Add(it.e, bytes.NewReader(it.data)); err != nil {
+				return fmt.Errorf("writing bundle: %w", err)
 			}
-			if cs != nil {
-				if it.copies() {
-					if err := tw.AddFrames(it.e, func(fw archive.FrameWriter) error { return cs.copyFrames(it, fw) }); err != nil {
-						return fmt.Errorf("writing bundle: %w", err)
-					}
-					continue
-				}
-				content = cs.content(it.off, it.e.Size)
-			} else {
-				if err := nextFrom(rd, sources[cur], it); err != nil {
-					return err
-				}
-				h = sha256.New()
-				content = io.TeeReader(rd, h)
-			}
+			continue
 		}
-		if err := tw.Add(it.e, content); err != nil {
+		if it.src != cur {
+			if err := finish(); err != nil {
+				return err
+			}
+			if done[it.src] {
+				return fmt.Errorf("internal error: %s read twice", sources[it.src].label)
+			}
+			if cs, err = openCursor(sources[it.src]); err != nil {
+				return err
+			}
+			cur = it.src
+		}
+		switch {
+		case it.copies():
+			err = tw.AddFrames(it.e, func(fw archive.FrameWriter) error { return cs.copyFrames(it, fw) })
+		case it.e.Type == archive.TypeFile:
+			err = tw.Add(it.e, cs.content(it.off, it.e.Size))
+		default:
+			err = tw.Add(it.e, nil)
+		}
+		if err != nil {
 			return fmt.Errorf("writing bundle: %w", err)
-		}
-		if h != nil && it.e.Type == archive.TypeFile {
-			if got := hex.EncodeToString(h.Sum(nil)); got != it.sha {
-				return fmt.Errorf("%s: content of %q changed since it was first read", sources[cur].label, it.e.Name)
-			}
 		}
 	}
 	if err := finish(); err != nil {
@@ -197,25 +153,4 @@ func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err er
 		return fmt.Errorf("finishing zstd stream: %w", err)
 	}
 	return nil
-}
-
-// nextFrom advances rd to the entry that becomes it, skipping dropped entries.
-func nextFrom(rd *archive.Reader, src source, it item) error {
-	for {
-		e, err := rd.Next()
-		if err == io.EOF {
-			return fmt.Errorf("%s: ended before %q", src.label, it.e.Name)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", src.label, err)
-		}
-		name := src.rename(e.Name)
-		if src.drop[name] {
-			continue
-		}
-		if name != it.e.Name || e.Type != it.e.Type || e.Size != it.e.Size {
-			return fmt.Errorf("%s: entry %q changed since it was first read", src.label, e.Name)
-		}
-		return nil
-	}
 }
