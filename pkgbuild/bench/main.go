@@ -51,6 +51,10 @@ type result struct {
 	AssembleVsTarZstd float64 `json:"assemble_speed_ratio"`
 	// RoundRatios is tar|zstd time / assembly time of each round.
 	RoundRatios timing `json:"round_speed_ratios"`
+	// Extend is the cluster bundle made from the bundle (bundle.ExtendFile
+	// with two config files), same rounds.
+	Extend     timing  `json:"extend_seconds"`
+	ExtendMBps float64 `json:"extend_mb_per_s"`
 }
 
 // timing is the median, minimum and maximum of the rounds.
@@ -148,7 +152,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	in := bundle.Input{Prefix: pkgbuild.DefaultPrefix, Packages: pkgbuild.BundlePackages(rs2)}
 	tree := filepath.Join(tmp, "tree")
 	zst := filepath.Join(tmp, "tree.tar.zst")
-	var asm, tz, ratios []float64
+	var asm, tz, ratios, ext []float64
+	extra := []bundle.File{{Path: "etc/cluster.env", Data: []byte("CLUSTER_NAME=bench\n")}, {Path: "etc/ip-detect", Mode: 0o755, Data: []byte("#!/bin/sh\necho 10.0.2.15\n")}}
 	res.Rounds = *rounds
 	for round := 0; round < *rounds; round++ {
 		out := filepath.Join(tmp, fmt.Sprintf("out-%d", round))
@@ -171,6 +176,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		asm = append(asm, time.Since(start).Seconds())
+		start = time.Now()
+		if _, _, _, err := bundle.ExtendFile(path, out, extra, "bench"); err != nil {
+			return fmt.Errorf("extending the bundle: %w", err)
+		}
+		ext = append(ext, time.Since(start).Seconds())
 		if round == 0 {
 			pprof.StopCPUProfile()
 			for _, e := range m.Entries {
@@ -201,10 +211,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			res.TarZstdBytes = fi.Size()
 		}
 	}
-	res.Assemble, res.TarZstd, res.RoundRatios = summarize(asm), summarize(tz), summarize(ratios)
+	res.Assemble, res.TarZstd, res.RoundRatios, res.Extend = summarize(asm), summarize(tz), summarize(ratios), summarize(ext)
 	mb := float64(res.TreeBytes) / 1e6
 	res.AssembleMBps = mb / res.Assemble.Median
 	res.TarZstdMBps = mb / res.TarZstd.Median
+	res.ExtendMBps = mb / res.Extend.Median
 	res.AssembleVsTarZstd = res.AssembleMBps / res.TarZstdMBps
 
 	if *asJSON {
@@ -222,6 +233,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%d interleaved rounds, seconds as median (min-max):\n", *rounds)
 	fmt.Fprintf(stdout, "bundle assembly:        %.3f s (%.3f-%.3f), %.1f MB tree -> %.1f MB, %.0f MB/s\n", res.Assemble.Median, res.Assemble.Min, res.Assemble.Max, mb, float64(res.BundleBytes)/1e6, res.AssembleMBps)
 	fmt.Fprintf(stdout, "tar | zstd -T0 + sync:  %.3f s (%.3f-%.3f), %.1f MB tree -> %.1f MB, %.0f MB/s\n", res.TarZstd.Median, res.TarZstd.Min, res.TarZstd.Max, mb, float64(res.TarZstdBytes)/1e6, res.TarZstdMBps)
+	fmt.Fprintf(stdout, "cluster bundle (Extend): %.3f s (%.3f-%.3f), %.0f MB/s\n", res.Extend.Median, res.Extend.Min, res.Extend.Max, res.ExtendMBps)
 	fmt.Fprintf(stdout, "assembly / tar|zstd speed: %.2fx (per round: median %.2fx, %.2f-%.2fx)\n", res.AssembleVsTarZstd, res.RoundRatios.Median, res.RoundRatios.Min, res.RoundRatios.Max)
 	return nil
 }
