@@ -289,3 +289,57 @@ func TestAddFrames(t *testing.T) {
 	}
 	zw.Close()
 }
+
+// FuzzFramedReader gives the framed reader arbitrary compressed bytes: it
+// must not panic or hang, reading from a stream and from memory must agree,
+// and what it accepts must be what the plain decoder gives.
+func FuzzFramedReader(f *testing.F) {
+	var framed bytes.Buffer
+	zw, _ := NewParallelCompressorDefault(&framed)
+	w := NewFramedWriter(zw, 0)
+	w.Add(Entry{Name: "big", Type: TypeFile, Mode: 0o644, Size: FramedFileSize}, bytes.NewReader(framedContent(1, FramedFileSize)))
+	w.Add(Entry{Name: "small", Type: TypeFile, Mode: 0o644, Size: 3}, bytes.NewReader([]byte("abc")))
+	w.Close()
+	zw.Close()
+	f.Add(framed.Bytes())
+	var streamed bytes.Buffer
+	sw, _ := NewCompressor(&streamed)
+	sw.Write([]byte("hello, streamed"))
+	sw.Close()
+	f.Add(streamed.Bytes())
+	f.Add(append(bytes.Clone(framed.Bytes()), streamed.Bytes()...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		read := func(fr *FramedReader) ([]byte, []Frame, error) {
+			defer fr.Close()
+			out, err := io.ReadAll(fr)
+			return out, fr.Frames(), err
+		}
+		a, fa, errA := read(NewFramedReader(bytes.NewReader(data)))
+		b, fb, errB := read(NewFramedReaderBytes(data))
+		if (errA == nil) != (errB == nil) || !bytes.Equal(a, b) || len(fa) != len(fb) {
+			t.Fatalf("stream and memory disagree: %v / %v, %d / %d bytes, %d / %d frames", errA, errB, len(a), len(b), len(fa), len(fb))
+		}
+		if errA != nil {
+			return
+		}
+		dec, err := NewDecompressor(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dec.Close()
+		want, err := io.ReadAll(dec)
+		if err != nil {
+			t.Fatalf("framed reader accepted what the decoder refuses: %v", err)
+		}
+		if !bytes.Equal(a, want) {
+			t.Fatalf("framed reader gives %d bytes, the decoder %d", len(a), len(want))
+		}
+		var off int64
+		for _, fr := range fa {
+			if fr.Off != off {
+				t.Fatalf("frame at %d, want %d", fr.Off, off)
+			}
+			off += fr.Len
+		}
+	})
+}
