@@ -9,10 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"imagebuilder/pkgbuild/archive"
 )
+
+// longName makes a bundle path longer than a USTAR header holds.
+var longName = strings.Repeat("a-rather-long-file-name-", 6)
 
 // bigData is compressible, reproducible content of n bytes.
 func bigData(seed, n int) string {
@@ -96,6 +100,7 @@ func TestAssembleCopiesPackageFrames(t *testing.T) {
 	a := framedPackage(t, dir, "a", hashA,
 		d("bin"), x("bin/a", big1), x("bin/small", "small"),
 		d("lib"), f("lib/big.so", big2), sl("lib/link", "big.so"),
+		d("share"), f("share/"+longName, big1), // a PAX header
 	)
 	b := testPackage(t, dir, "b", hashB, nil, d("bin"), x("bin/b", bigData(3, 100_000)))
 	in := Input{Prefix: "/opt/cluster", Packages: []Package{a, b}, SourceDateEpoch: 99}
@@ -114,10 +119,11 @@ func TestAssembleCopiesPackageFrames(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"packages/a--" + hashA + "/bin/a":      big1,
-		"packages/a--" + hashA + "/lib/big.so": big2,
-		"packages/a--" + hashA + "/bin/small":  "small",
-		"packages/b--" + hashB + "/bin/b":      bigData(3, 100_000),
+		"packages/a--" + hashA + "/bin/a":             big1,
+		"packages/a--" + hashA + "/lib/big.so":        big2,
+		"packages/a--" + hashA + "/bin/small":         "small",
+		"packages/b--" + hashB + "/bin/b":             bigData(3, 100_000),
+		"packages/a--" + hashA + "/share/" + longName: big1,
 	}
 	_, ents := list(t, first)
 	for _, e := range m.Entries {
@@ -145,7 +151,7 @@ func TestAssembleCopiesPackageFrames(t *testing.T) {
 	if o, err := exec.Command("tar", "--zstd", "-xf", bf, "-C", out).CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v\n%s", err, o)
 	}
-	for p, data := range map[string]string{"bin/a": big1, "lib/big.so": big2, "bin/b": bigData(3, 100_000)} {
+	for p, data := range map[string]string{"bin/a": big1, "lib/big.so": big2, "bin/b": bigData(3, 100_000), "packages/a--" + hashA + "/share/" + longName: big1} {
 		got, err := os.ReadFile(filepath.Join(out, p))
 		if err != nil || string(got) != data {
 			t.Errorf("%s after tar -x: %d bytes, %v", p, len(got), err)
