@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -28,6 +29,7 @@ type ParallelCompressor struct {
 	done    chan struct{}
 	err     error // of the writer goroutine, read after done
 	closed  bool
+	aborted atomic.Bool // stop writing (Abort)
 	frames  int
 	sem     chan struct{}
 }
@@ -78,7 +80,7 @@ func (c *ParallelCompressor) writeOut() {
 	defer close(c.done)
 	for ch := range c.pending {
 		r := <-ch
-		if c.err != nil {
+		if c.err != nil || c.aborted.Load() {
 			continue
 		}
 		if r.err != nil {
@@ -156,4 +158,17 @@ func (c *ParallelCompressor) Close() error {
 	<-c.done
 	c.enc.Close()
 	return c.err
+}
+
+// Abort ends the compressor without writing anything more: for a caller that
+// failed and wants no partial stream written after its error.
+func (c *ParallelCompressor) Abort() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.aborted.Store(true)
+	close(c.pending)
+	<-c.done
+	c.enc.Close()
 }

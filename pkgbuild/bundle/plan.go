@@ -91,7 +91,11 @@ func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err er
 	if err != nil {
 		return err
 	}
-	defer zw.Close()
+	defer func() {
+		if err != nil {
+			zw.Abort()
+		}
+	}()
 	tw := archive.NewFramedWriter(zw, mtime)
 	cur, done := -1, map[int]bool{}
 	var cs *cursor
