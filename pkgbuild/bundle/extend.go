@@ -32,6 +32,11 @@ type spooled struct {
 // spool keeps base in memory up to limit bytes, else in a temp file.
 func spool(base io.Reader, limit int64) (*spooled, error) {
 	var buf bytes.Buffer
+	if f, ok := base.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() <= limit {
+			buf.Grow(int(fi.Size()) + bytes.MinRead) // one allocation, no copies
+		}
+	}
 	n, err := io.Copy(&buf, io.LimitReader(base, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading base bundle: %w", err)
