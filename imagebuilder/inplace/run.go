@@ -32,6 +32,11 @@ type Options struct {
 	// keys, logs, caches and leftovers in the root, and prints its
 	// os-release ("IBOSRELEASE ..."; see OSRelease).
 	Hygiene bool
+	// Root picks the root when several file systems of the image hold an
+	// os-release: an LVM logical volume as "VG/LV" or a partition as
+	// "vda3". Empty: the only one, or the logical volume named root,
+	// rootlv or lv_root.
+	Root string
 	// Timeout bounds the appliance run; 0 is 5 minutes.
 	Timeout time.Duration
 }
@@ -75,6 +80,12 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (string, error) {
 	appendLine := "console=ttyS0 panic=-1 no_timer_check quiet"
 	if o.List {
 		appendLine += " ib.mode=list"
+	}
+	if o.Root != "" {
+		if strings.ContainsAny(o.Root, " \t\n\"") {
+			return "", fmt.Errorf("root %q: blanks and quotes are not allowed", o.Root)
+		}
+		appendLine += " ib.root=" + o.Root
 	}
 	if o.Hygiene {
 		appendLine += " ib.hygiene=1"

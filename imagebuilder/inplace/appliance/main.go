@@ -59,7 +59,7 @@ func run() error {
 	if err := waitFor("/sys/class/block/vda", 30*time.Second); err != nil {
 		return err
 	}
-	root, dev, err := mountRoot("/mnt")
+	root, dev, unmount, err := mountRoot("/mnt", param(string(cmdline), "ib.root"))
 	if err != nil {
 		return err
 	}
@@ -73,15 +73,20 @@ func run() error {
 		}
 	}
 	root.Close()
-	if err != nil {
-		unix.Unmount("/mnt", 0)
-		return err
+	if uerr := unmount(); err == nil {
+		err = uerr
 	}
-	unix.Sync()
-	if err := unix.Unmount("/mnt", 0); err != nil {
-		return fmt.Errorf("unmounting %s: %w", dev, err)
+	return err
+}
+
+// param returns the value of key=value on the kernel command line.
+func param(cmdline, key string) string {
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
 	}
-	return nil
+	return ""
 }
 
 // loadModules loads the kernel modules listed (in order) in file.
@@ -115,35 +120,4 @@ func waitFor(p string, d time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// mountRoot mounts the first partition of /dev/vda (or the whole disk)
-// that holds an XFS or ext4 file system with an os-release.
-func mountRoot(at string) (*os.File, string, error) {
-	os.MkdirAll(at, 0o755)
-	var devs []string
-	entries, _ := os.ReadDir("/sys/class/block/vda")
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "vda") {
-			devs = append(devs, "/dev/"+e.Name())
-		}
-	}
-	devs = append(devs, "/dev/vda")
-	var tried []string
-	for _, dev := range devs {
-		for _, fs := range []string{"xfs", "ext4"} {
-			if err := unix.Mount(dev, at, fs, 0, ""); err != nil {
-				continue
-			}
-			for _, osr := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-				if _, err := os.Lstat(at + osr); err == nil {
-					f, err := os.Open(at)
-					return f, dev + " (" + fs + ")", err
-				}
-			}
-			unix.Unmount(at, 0)
-			tried = append(tried, dev+" ("+fs+", no os-release)")
-		}
-	}
-	return nil, "", fmt.Errorf("no XFS or ext4 root with an os-release on %s (tried %s)", strings.Join(devs, ", "), strings.Join(tried, ", "))
 }
