@@ -59,14 +59,14 @@ func rhelLikeRoot(t *testing.T, dir string) *overlay.Tree {
 	t.Helper()
 	tree := overlay.NewTree(dir)
 	files := map[string]string{
-		"usr/lib/os-release": "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.4\"\nPRETTY_NAME=\"Red Hat Enterprise Linux 9.4 (Plow)\"\n",
-		"usr/lib64/systemd/libsystemd-shared-252.so":                "ELF",
-		"usr/lib/systemd/systemd":                                   "ELF",
-		"usr/bin/tar":                                               "ELF",
-		"usr/bin/gzip":                                              "ELF",
-		"usr/sbin/nologin":                                          "ELF",
-		"usr/sbin/NetworkManager":                                   "ELF",
-		"usr/lib/systemd/system/NetworkManager.service":             "[Unit]\n",
+		"usr/lib/os-release":                            "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.4\"\nPRETTY_NAME=\"Red Hat Enterprise Linux 9.4 (Plow)\"\n",
+		"usr/lib64/systemd/libsystemd-shared-252.so":    "ELF",
+		"usr/lib/systemd/systemd":                       "ELF",
+		"usr/bin/tar":                                   "ELF",
+		"usr/bin/gzip":                                  "ELF",
+		"usr/sbin/nologin":                              "ELF",
+		"usr/sbin/NetworkManager":                       "ELF",
+		"usr/lib/systemd/system/NetworkManager.service": "[Unit]\n",
 		"usr/lib/systemd/system/NetworkManager-wait-online.service": "[Unit]\n",
 		"usr/lib/systemd/system/systemd-firstboot.service":          "[Unit]\n",
 		"usr/lib/systemd/system/sshd.service":                       "[Unit]\n",

@@ -87,6 +87,13 @@ func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
 	if name == "." {
 		return nil // the root keeps the vendor's metadata
 	}
+	victim, err := whiteout(name)
+	if err != nil {
+		return err
+	}
+	if victim != "" {
+		return removeAllIn(rootfd, victim)
+	}
 	pfd, err := openDir(rootfd, path.Dir(name))
 	if err != nil {
 		return fmt.Errorf("parent directory: %w", err)

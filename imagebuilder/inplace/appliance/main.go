@@ -1,11 +1,13 @@
-// Command appliance is the /init of the in-place appliance VM: it mounts
-// the disk image's root (XFS or ext4, found on /dev/vda's partitions),
-// extracts the overlay tar from /dev/vdb onto it without ever leaving the
-// root, asks for an SELinux relabel when the image enforces SELinux, and
-// powers off. With ib.mode=list on the kernel command line it prints the
-// root's entries instead (for tests). With ib.hygiene=1 it also resets the
-// machine identity and drops host keys, logs and caches (hygiene.go) and
-// prints the root's os-release as IBOSRELEASE lines. It prints one final line,
+// Command appliance is the /init of the in-place appliance VM: it finds
+// the disk image's root — XFS or ext4 on a partition of /dev/vda or on an
+// LVM2 logical volume it maps with device-mapper (root.go, lvm.go, dm.go) —
+// mounts it, extracts the overlay tar from /dev/vdb onto it without ever
+// leaving the root (whiteout entries remove paths: whiteout.go), asks for
+// an SELinux relabel when the image enforces SELinux, and powers off.
+// ib.mode=skeleton mounts the root read-only and writes its skeleton to
+// /dev/vdb instead (skeleton.go: what the build machine needs to run the
+// distro fixups); ib.mode=list prints the root's entries (for tests);
+// ib.root=VG/LV or ib.root=vdaN picks the root. It prints one final line,
 // "IMAGEBUILDER-APPLIANCE: OK" or "IMAGEBUILDER-APPLIANCE: FAILED: why".
 package main
 
@@ -54,23 +56,25 @@ func run() error {
 		return err
 	}
 	cmdline, _ := os.ReadFile("/proc/cmdline")
-	list := strings.Contains(string(cmdline), "ib.mode=list")
-	clean := strings.Contains(string(cmdline), "ib.hygiene=1")
+	mode := param(string(cmdline), "ib.mode")
+	if mode != "" && mode != "list" && mode != "skeleton" {
+		return fmt.Errorf("ib.mode=%s: list or skeleton", mode)
+	}
 	if err := waitFor("/sys/class/block/vda", 30*time.Second); err != nil {
 		return err
 	}
-	root, dev, unmount, err := mountRoot("/mnt", param(string(cmdline), "ib.root"))
+	root, dev, unmount, err := mountRoot("/mnt", param(string(cmdline), "ib.root"), mode != "")
 	if err != nil {
 		return err
 	}
 	fmt.Printf("appliance: root file system %s mounted\n", dev)
-	if list {
+	switch mode {
+	case "list":
 		err = listTree(root)
-	} else {
+	case "skeleton":
+		err = writeSkeleton("/mnt")
+	default:
 		err = applyOverlay(root)
-		if err == nil && clean {
-			err = hygiene(int(root.Fd()))
-		}
 	}
 	root.Close()
 	if uerr := unmount(); err == nil {

@@ -28,11 +28,12 @@ func (c candidate) String() string { return c.name + " (" + c.fs + ")" }
 // older RHEL: lv_root).
 var rootNames = []string{"root", "rootlv", "lv_root"}
 
-// mountRoot finds the image's root and mounts it read-write at at. want
+// mountRoot finds the image's root and mounts it at at (read-write unless
+// readOnly). want
 // ("VG/LV" or a partition such as "vda3", from ib.root=) picks one when
 // several file systems hold an os-release. The returned function unmounts
 // it and deactivates a logical volume.
-func mountRoot(at, want string) (*os.File, string, func() error, error) {
+func mountRoot(at, want string, readOnly bool) (*os.File, string, func() error, error) {
 	os.MkdirAll(at, 0o755)
 	var devs []string
 	entries, _ := os.ReadDir("/sys/class/block/vda")
@@ -104,11 +105,15 @@ func mountRoot(at, want string) (*os.File, string, func() error, error) {
 	}
 	c := pick[0]
 	release(c)
-	if err := unix.Mount(c.node, at, c.fs, 0, ""); err != nil {
+	var flags uintptr
+	if readOnly {
+		flags = unix.MS_RDONLY
+	}
+	if err := unix.Mount(c.node, at, c.fs, flags, ""); err != nil {
 		if c.dm != "" {
 			dmRemove(c.dm)
 		}
-		return nil, "", nil, fmt.Errorf("mounting %s read-write: %w", c, err)
+		return nil, "", nil, fmt.Errorf("mounting %s: %w", c, err)
 	}
 	f, err := os.Open(at)
 	if err != nil {
