@@ -76,34 +76,11 @@ func mountRoot(at, want string, readOnly bool) (*os.File, string, func() error, 
 		release(candidate{})
 		return nil, "", nil, err
 	}
-	var pick []candidate
-	for _, c := range cands {
-		if want == "" || c.name == want || c.name == "/dev/"+want {
-			pick = append(pick, c)
-		}
-	}
-	if len(pick) > 1 {
-		var named []candidate
-		for _, c := range pick {
-			if _, lv, ok := strings.Cut(c.name, "/"); ok && c.dm != "" && slices.Contains(rootNames, lv) {
-				named = append(named, c)
-			}
-		}
-		if len(named) == 1 {
-			pick = named
-		}
-	}
-	switch {
-	case len(pick) == 0 && want != "":
+	c, err := choose(cands, want, tried)
+	if err != nil {
 		release(candidate{})
-		return nil, "", nil, fmt.Errorf("root %q (ib.root=): no such file system with an os-release (found: %s; tried: %s)", want, joinCands(cands), strings.Join(tried, ", "))
-	case len(pick) == 0:
-		return nil, "", nil, fmt.Errorf("no XFS or ext4 root with an os-release on /dev/vda (tried %s)", strings.Join(tried, ", "))
-	case len(pick) > 1:
-		release(candidate{})
-		return nil, "", nil, fmt.Errorf("several file systems hold an os-release: %s; choose the root with --in-place-root (ib.root=VG/LV or a partition such as vda3)", joinCands(pick))
+		return nil, "", nil, err
 	}
-	c := pick[0]
 	release(c)
 	var flags uintptr
 	if readOnly {
@@ -167,4 +144,36 @@ func probe(node, name string) (candidate, string) {
 		return candidate{}, name + " (" + fs + ", no os-release)"
 	}
 	return candidate{}, name + " (no XFS or ext4)"
+}
+
+// choose picks the root among the candidates: the one named by want
+// (ib.root=), else the only one, else the only logical volume with a root
+// name. tried lists what was probed, for the error.
+func choose(cands []candidate, want string, tried []string) (candidate, error) {
+	var pick []candidate
+	for _, c := range cands {
+		if want == "" || c.name == want || c.name == "/dev/"+want {
+			pick = append(pick, c)
+		}
+	}
+	if len(pick) > 1 {
+		var named []candidate
+		for _, c := range pick {
+			if _, lv, ok := strings.Cut(c.name, "/"); ok && c.dm != "" && slices.Contains(rootNames, lv) {
+				named = append(named, c)
+			}
+		}
+		if len(named) == 1 {
+			pick = named
+		}
+	}
+	switch {
+	case len(pick) == 0 && want != "":
+		return candidate{}, fmt.Errorf("root %q (ib.root=): no such file system with an os-release (found: %s; tried: %s)", want, joinCands(cands), strings.Join(tried, ", "))
+	case len(pick) == 0:
+		return candidate{}, fmt.Errorf("no XFS or ext4 root with an os-release on /dev/vda (tried %s)", strings.Join(tried, ", "))
+	case len(pick) > 1:
+		return candidate{}, fmt.Errorf("several file systems hold an os-release: %s; choose the root with --in-place-root (ib.root=VG/LV or a partition such as vda3)", joinCands(pick))
+	}
+	return pick[0], nil
 }
