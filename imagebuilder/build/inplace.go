@@ -34,7 +34,12 @@ import (
 //     role. The difference is the overlay: added and changed entries, and
 //     whiteouts for what was removed;
 //  3. the appliance applies that overlay to the root, every path resolved
-//     inside it.
+//     inside it;
+//  4. an XFS root is normalized so the same inputs give the same bytes:
+//     the inodes the run touched get SOURCE_DATE_EPOCH timestamps,
+//     generation numbers derived from their number, no LSN, and the log is
+//     rewritten (inplace.MakeReproducible). ext4 roots and striped logical
+//     volumes are left as the run made them, with a warning.
 
 func (o *Options) validateInPlace() error {
 	var errs []error
@@ -78,7 +83,8 @@ func runInPlace(ctx context.Context, log *slog.Logger, o Options, res *Result, t
 	var kernel *inplace.Kernel
 	var skel *inplace.Skeleton
 	overlayTar := filepath.Join(stage, "overlay.tar")
-	work := filepath.Join(stage, "work.qcow2")
+	work := filepath.Join(stage, "work.raw")
+	var console string
 	steps := []struct {
 		name string
 		fn   func() error
@@ -99,12 +105,12 @@ func runInPlace(ctx context.Context, log *slog.Logger, o Options, res *Result, t
 			return err
 		}},
 		{"copy vendor image", func() error {
-			return qemuImg(ctx, "convert", "-q", "-f", string(kind), "-O", "qcow2", imgPath, work)
+			return qemuImg(ctx, "convert", "-q", "-f", string(kind), "-O", "raw", imgPath, work)
 		}},
 		{"read vendor root", func() error {
 			skelTar := filepath.Join(stage, "skeleton.tar")
 			if _, err := inplace.Run(ctx, log, inplace.Options{
-				Image: work, Format: "qcow2", Skeleton: skelTar, Root: o.InPlaceRoot,
+				Image: work, Format: "raw", Skeleton: skelTar, Root: o.InPlaceRoot,
 				Kernel: kernel, InitBinary: o.ApplianceBinary,
 			}); err != nil {
 				return fmt.Errorf("reading the root of %s: %w", o.Base, err)
@@ -154,14 +160,38 @@ func runInPlace(ctx context.Context, log *slog.Logger, o Options, res *Result, t
 			return nil
 		}},
 		{"apply in place", func() error {
-			console, err := inplace.Run(ctx, log, inplace.Options{
-				Image: work, Format: "qcow2", Overlay: overlayTar, Root: o.InPlaceRoot,
+			console, err = inplace.Run(ctx, log, inplace.Options{
+				Image: work, Format: "raw", Overlay: overlayTar, Root: o.InPlaceRoot,
 				Kernel: kernel, InitBinary: o.ApplianceBinary,
 			})
 			if err != nil {
 				return err
 			}
 			log.Info("applied in place", "selinux_relabel", strings.Contains(console, "/.autorelabel written"))
+			return nil
+		}},
+		{"normalize root", func() error {
+			root, err := inplace.ParseRoot(console)
+			if err != nil {
+				return err
+			}
+			vendorRaw := imgPath
+			if kind != base.KindRaw && root.FS == "xfs" {
+				vendorRaw = filepath.Join(stage, "vendor.raw")
+				if err := qemuImg(ctx, "convert", "-q", "-f", string(kind), "-O", "raw", imgPath, vendorRaw); err != nil {
+					return err
+				}
+				defer os.Remove(vendorRaw)
+			}
+			n, err := inplace.MakeReproducible(ctx, work, vendorRaw, root, o.SourceDateEpoch, stage)
+			if errors.Is(err, inplace.ErrNotNormalized) {
+				log.Warn("the in-place output is not bit-reproducible", "why", err.Error())
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			log.Info("root normalized for reproducibility", "root", root.Name, "fs", root.FS, "inodes", n)
 			return nil
 		}},
 	}
@@ -174,7 +204,7 @@ func runInPlace(ctx context.Context, log *slog.Logger, o Options, res *Result, t
 		out := filepath.Join(o.OutDir, o.Name+"."+f)
 		if err := timed("write "+f, func() error {
 			tmp := filepath.Join(stage, "out."+f)
-			args := []string{"convert", "-q", "-f", "qcow2", "-O", f}
+			args := []string{"convert", "-q", "-f", "raw", "-O", f}
 			if f == "raw" {
 				args = append(args, "-S", "4k")
 			}

@@ -27,6 +27,10 @@ func applyOverlay(root *os.File) error {
 	}
 	defer dev.Close()
 	rootfd := int(root.Fd())
+	bin, err := openTrash(rootfd)
+	if err != nil {
+		return err
+	}
 	tr := tar.NewReader(dev)
 	n := 0
 	for {
@@ -37,13 +41,16 @@ func applyOverlay(root *os.File) error {
 		if err != nil {
 			return fmt.Errorf("reading the overlay: %w", err)
 		}
-		if err := extract(rootfd, hdr, tr); err != nil {
+		if err := extract(rootfd, bin, hdr, tr); err != nil {
 			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 		}
 		n++
 	}
 	fmt.Printf("appliance: %d overlay entries applied\n", n)
-	return relabel(rootfd)
+	if err := relabel(rootfd); err != nil {
+		return err
+	}
+	return bin.empty(rootfd)
 }
 
 func checkName(name string) (string, error) {
@@ -79,7 +86,7 @@ func openDir(rootfd int, rel string) (int, error) {
 	return unix.Openat2(rootfd, rel, &how)
 }
 
-func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
+func extract(rootfd int, bin *trash, hdr *tar.Header, r io.Reader) error {
 	name, err := checkName(hdr.Name)
 	if err != nil {
 		return err
@@ -92,7 +99,7 @@ func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
 		return err
 	}
 	if victim != "" {
-		return removeAllIn(rootfd, victim)
+		return bin.remove(rootfd, victim)
 	}
 	pfd, err := openDir(rootfd, path.Dir(name))
 	if err != nil {
@@ -112,7 +119,7 @@ func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
 		}
 		return setMeta(pfd, base, hdr, mode)
 	case tar.TypeReg:
-		if err := unlinkNonDir(pfd, base); err != nil {
+		if err := bin.put(pfd, base, false); err != nil {
 			return err
 		}
 		fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -138,7 +145,7 @@ func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
 		if hdr.Linkname == "" {
 			return errors.New("empty symlink target")
 		}
-		if err := unlinkNonDir(pfd, base); err != nil {
+		if err := bin.put(pfd, base, false); err != nil {
 			return err
 		}
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
@@ -155,13 +162,13 @@ func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
 			return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
 		}
 		defer unix.Close(tfd)
-		if err := unlinkNonDir(pfd, base); err != nil {
+		if err := bin.put(pfd, base, false); err != nil {
 			return err
 		}
 		return unix.Linkat(tfd, "", pfd, base, unix.AT_EMPTY_PATH)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
-		if err := unlinkNonDir(pfd, base); err != nil {
+		if err := bin.put(pfd, base, false); err != nil {
 			return err
 		}
 		if err := unix.Mknodat(pfd, base, kind|0o600, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
@@ -170,17 +177,6 @@ func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
 		return setMeta(pfd, base, hdr, mode)
 	}
 	return fmt.Errorf("unsupported entry type %q", hdr.Typeflag)
-}
-
-func unlinkNonDir(pfd int, base string) error {
-	err := unix.Unlinkat(pfd, base, 0)
-	if err == nil || errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if errors.Is(err, unix.EISDIR) {
-		return errors.New("would replace a directory of the image")
-	}
-	return err
 }
 
 func setMeta(pfd int, base string, hdr *tar.Header, mode uint32) error {

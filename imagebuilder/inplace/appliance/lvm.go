@@ -121,8 +121,44 @@ func activateLVs(pvs []foundPV, want string) ([]candidate, []string, error) {
 				continue
 			}
 			c.dm = dm
+			if c.ranges, err = lvRanges(table, pvs); err != nil {
+				dmRemove(dm)
+				return fail(fmt.Errorf("logical volume %s: %w", name, err))
+			}
 			cands = append(cands, c)
 		}
 	}
 	return cands, notes, nil
+}
+
+// lvRanges turns a linear table into byte ranges of /dev/vda (nil when a
+// segment is striped).
+func lvRanges(table []lvm.Target, pvs []foundPV) ([][2]uint64, error) {
+	var out [][2]uint64
+	for _, t := range table {
+		if t.Type != "linear" {
+			return nil, nil
+		}
+		var mm string
+		var off uint64
+		if _, err := fmt.Sscanf(t.Params, "%s %d", &mm, &off); err != nil {
+			return nil, fmt.Errorf("table line %q: %w", t.Params, err)
+		}
+		found := false
+		for _, p := range pvs {
+			if p.majMin == mm {
+				start, _, err := partRange(p.dev)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, [2]uint64{start + off*512, t.Length * 512})
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("table line %q: no such physical volume", t.Params)
+		}
+	}
+	return out, nil
 }

@@ -60,6 +60,9 @@ func run() error {
 	if mode != "" && mode != "list" && mode != "skeleton" {
 		return fmt.Errorf("ib.mode=%s: list or skeleton", mode)
 	}
+	if mode == "" {
+		quietWriteback()
+	}
 	if err := waitFor("/sys/class/block/vda", 30*time.Second); err != nil {
 		return err
 	}
@@ -81,6 +84,24 @@ func run() error {
 		err = uerr
 	}
 	return err
+}
+
+// quietWriteback keeps the kernel from writing back dirty data or pushing
+// the XFS log on timers while the overlay is applied, so block allocation
+// and log traffic depend on the operations only (all is written at the
+// final sync and unmount).
+func quietWriteback() {
+	for p, v := range map[string]string{
+		"/proc/sys/vm/dirty_writeback_centisecs": "0",
+		"/proc/sys/vm/dirty_expire_centisecs":    "360000",
+		"/proc/sys/vm/dirty_background_ratio":    "90",
+		"/proc/sys/vm/dirty_ratio":               "90",
+		"/proc/sys/fs/xfs/xfssyncd_centisecs":    "720000",
+	} {
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			fmt.Printf("appliance: %s: %v\n", p, err)
+		}
+	}
 }
 
 // param returns the value of key=value on the kernel command line.

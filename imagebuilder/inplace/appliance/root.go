@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,9 @@ type candidate struct {
 	node, name, fs string
 	// dm is the device-mapper name of an activated logical volume.
 	dm string
+	// ranges are the byte ranges of /dev/vda the file system occupies, in
+	// order (nil for a striped logical volume).
+	ranges [][2]uint64
 }
 
 func (c candidate) String() string { return c.name + " (" + c.fs + ")" }
@@ -60,6 +64,11 @@ func mountRoot(at, want string, readOnly bool) (*os.File, string, func() error, 
 			tried = append(tried, why)
 			continue
 		}
+		start, size, err := partRange(d)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		c.ranges = [][2]uint64{{start, size}}
 		cands = append(cands, c)
 	}
 	lvCands, notes, err := activateLVs(pvs, want)
@@ -67,7 +76,7 @@ func mountRoot(at, want string, readOnly bool) (*os.File, string, func() error, 
 	tried = append(tried, notes...)
 	release := func(keep candidate) {
 		for _, c := range cands {
-			if c.dm != "" && c != keep {
+			if c.dm != "" && c.dm != keep.dm {
 				dmRemove(c.dm)
 			}
 		}
@@ -82,7 +91,7 @@ func mountRoot(at, want string, readOnly bool) (*os.File, string, func() error, 
 		return nil, "", nil, err
 	}
 	release(c)
-	var flags uintptr
+	var flags uintptr = unix.MS_NOATIME
 	if readOnly {
 		flags = unix.MS_RDONLY
 	}
@@ -111,6 +120,9 @@ func mountRoot(at, want string, readOnly bool) (*os.File, string, func() error, 
 		kind = "lvm"
 	}
 	fmt.Printf("IBROOT %s %s %s\n", kind, c.name, c.fs)
+	for _, r := range c.ranges {
+		fmt.Printf("IBRANGE %d %d\n", r[0], r[1])
+	}
 	return f, c.String(), done, nil
 }
 
@@ -176,4 +188,25 @@ func choose(cands []candidate, want string, tried []string) (candidate, error) {
 		return candidate{}, fmt.Errorf("several file systems hold an os-release: %s; choose the root with --in-place-root (ib.root=VG/LV or a partition such as vda3)", joinCands(pick))
 	}
 	return pick[0], nil
+}
+
+// partRange is where partition dev (or the whole disk) lies on /dev/vda,
+// in bytes.
+func partRange(dev string) (start, size uint64, err error) {
+	read := func(p string) (uint64, error) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return 0, err
+		}
+		return strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	}
+	if dev != "vda" {
+		if start, err = read("/sys/class/block/" + dev + "/start"); err != nil {
+			return 0, 0, fmt.Errorf("start of %s: %w", dev, err)
+		}
+	}
+	if size, err = read("/sys/class/block/" + dev + "/size"); err != nil {
+		return 0, 0, fmt.Errorf("size of %s: %w", dev, err)
+	}
+	return start * 512, size * 512, nil
 }

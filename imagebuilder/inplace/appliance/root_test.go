@@ -34,7 +34,7 @@ func TestChoose(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tc.got {
+			if err != nil || got.name != tc.got.name || got.dm != tc.got.dm {
 				t.Errorf("got %v, %v; want %v", got, err, tc.got)
 			}
 		})

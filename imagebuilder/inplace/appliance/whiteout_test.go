@@ -26,10 +26,10 @@ func TestWhiteout(t *testing.T) {
 	}
 }
 
-// TestRemoveAllIn: a directory goes with its contents; a path through a
-// symlink that points out of the root is resolved inside it, so nothing
-// outside is removed.
-func TestRemoveAllIn(t *testing.T) {
+// TestTrash: a removed directory goes with its contents, first into the
+// trash, then away; a path through a symlink that points out of the root is
+// resolved inside it, so nothing outside is removed.
+func TestTrash(t *testing.T) {
 	dir := t.TempDir()
 	root, outside := filepath.Join(dir, "root"), filepath.Join(dir, "outside")
 	for _, d := range []string{root + "/var/log/apt/deep", outside} {
@@ -46,10 +46,23 @@ func TestRemoveAllIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
+	bin, err := openTrash(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{"var/log/apt", "escape/victim", "missing/file"} {
-		if err := removeAllIn(fd, p); err != nil {
-			t.Errorf("removeAllIn(%s): %v", p, err)
+		if err := bin.remove(fd, p); err != nil {
+			t.Errorf("remove(%s): %v", p, err)
 		}
+	}
+	if _, err := os.Lstat(root + "/" + trashName + "/0/deep/x.log"); err != nil {
+		t.Errorf("var/log/apt is not in the trash: %v", err)
+	}
+	if err := bin.empty(fd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(root + "/" + trashName); !os.IsNotExist(err) {
+		t.Errorf("the trash is still there: %v", err)
 	}
 	if _, err := os.Lstat(root + "/var/log/apt"); !os.IsNotExist(err) {
 		t.Errorf("var/log/apt still there: %v", err)
