@@ -196,6 +196,11 @@ func TestInPlaceBuildBootsXFS(t *testing.T) {
 	if _, _, err := vm.ExpectFrom(ctx, 0, regexp.MustCompile(`XFS \(vda2\): Mounting`), 2*time.Second); err != nil {
 		t.Errorf("the console shows no XFS root mount")
 	}
+	// The normalized root (rewritten inodes and log) mounts without
+	// complaint.
+	if line, _, err := vm.ExpectFrom(ctx, 0, regexp.MustCompile(`XFS \(vda2\).*(ahead of current LSN|[Cc]orruption|[Mm]etadata CRC error|log recovery)`), 2*time.Second); err == nil {
+		t.Errorf("the kernel complains about the normalized XFS root: %q", line)
+	}
 	// The vendor's machine-id was reset: systemd makes a new one.
 	if _, _, err := vm.ExpectFrom(ctx, 0, regexp.MustCompile(`Initializing machine ID from`), 2*time.Second); err != nil {
 		t.Errorf("systemd did not initialize a new machine ID (the vendor's was kept?)")

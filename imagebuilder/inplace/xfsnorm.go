@@ -25,10 +25,11 @@ import (
 //   - each inode records the LSN of its last logged change;
 //   - the log holds copies of the logged inodes, so it differs too.
 //
-// NormalizeXFS rewrites every inode slot that differs from the vendor's
-// file system: the four timestamps become the build's SOURCE_DATE_EPOCH,
-// the generation a hash of the inode number and the epoch, the LSN zero,
-// and the CRC is recomputed. FormatXFSLog then rewrites the log (xfs_db
+// NormalizeXFS rewrites every inode slot that differs from the same slot
+// of the vendor's file system (untouched vendor inodes stay as they are):
+// the four timestamps become the build's SOURCE_DATE_EPOCH, the generation
+// a hash of the inode number and the epoch, the LSN zero, and the CRC is
+// recomputed. FormatXFSLog then rewrites the log (xfs_db
 // logformat) at a cycle above every LSN left in the metadata, as
 // xfs_repair does. Which inode a new file gets must itself be
 // deterministic: the appliance frees nothing until all overlay entries
@@ -76,8 +77,8 @@ func inodeCRC(ino []byte) uint32 {
 }
 
 // NormalizeXFS rewrites, in the XFS file system on out, the inodes whose
-// slot differs from vendor (the same file system before the run; both
-// readers start at the file system's first byte). It returns how many
+// slot differs from the same slot of vendor (the same file system before
+// the run; both readers start at the file system's first byte). It returns how many
 // inodes it rewrote.
 func NormalizeXFS(out interface {
 	io.ReaderAt
@@ -106,6 +107,9 @@ func NormalizeXFS(out interface {
 		agno, agbno := blk/uint64(g.agBlocks), blk%uint64(g.agBlocks)
 		for slot := uint32(0); slot < g.blockSize/g.inodeSize; slot++ {
 			ino := a[slot*g.inodeSize : (slot+1)*g.inodeSize]
+			if bytes.Equal(ino, b[slot*g.inodeSize:(slot+1)*g.inodeSize]) {
+				continue // the vendor's inode, untouched
+			}
 			want := agno<<(g.agBlkLog+g.inopbLog) | agbno<<g.inopbLog | uint64(slot)
 			if be.Uint16(ino) != 0x494e || ino[4] != 3 || be.Uint64(ino[152:]) != want ||
 				binary.LittleEndian.Uint32(ino[inodeCRCOffset:]) != inodeCRC(ino) {
@@ -141,7 +145,7 @@ func normalizeInode(ino []byte, number uint64, epoch int64) {
 	be.PutUint64(seed[:8], number)
 	be.PutUint64(seed[8:], uint64(epoch))
 	sum := sha256.Sum256(seed[:])
-	copy(ino[92:96], sum[:4]) // generation
+	copy(ino[92:96], sum[:4])  // generation
 	be.PutUint64(ino[112:], 0) // lsn
 	binary.LittleEndian.PutUint32(ino[inodeCRCOffset:], inodeCRC(ino))
 }
