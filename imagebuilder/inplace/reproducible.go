@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Root is where the appliance found the image's root, from its console.
@@ -89,6 +91,29 @@ func (m rangesFile) do(p []byte, off int64, write bool) (int, error) {
 	return done, nil
 }
 
+// hole reports whether [off, off+n) of the space is a hole of the file
+// (SEEK_DATA finds no data before its end); it must lie in one range.
+func (m rangesFile) hole(off, n int64) (bool, error) {
+	for _, r := range m.ranges {
+		if off >= r[1] {
+			off -= r[1]
+			continue
+		}
+		if off+n > r[1] {
+			return false, nil // crosses ranges: read it
+		}
+		next, err := unix.Seek(int(m.f.Fd()), r[0]+off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			return true, nil // no data after off at all
+		}
+		if err != nil {
+			return false, err
+		}
+		return next >= r[0]+off+n, nil
+	}
+	return false, nil
+}
+
 func (m rangesFile) ReadAt(p []byte, off int64) (int, error)  { return m.do(p, off, false) }
 func (m rangesFile) WriteAt(p []byte, off int64) (int, error) { return m.do(p, off, true) }
 
@@ -135,6 +160,9 @@ func MakeReproducible(ctx context.Context, image, vendor string, root Root, epoc
 	buf, zero := make([]byte, chunk), make([]byte, chunk)
 	for off := int64(0); off < size; off += chunk {
 		n := int(min(chunk, size-off))
+		if hole, err := out.hole(off, int64(n)); err != nil || hole {
+			continue // holes stay holes; an error falls back to reading
+		}
 		if _, err := out.ReadAt(buf[:n], off); err != nil {
 			return 0, fmt.Errorf("reading the root: %w", err)
 		}
@@ -154,10 +182,15 @@ func MakeReproducible(ctx context.Context, image, vendor string, root Root, epoc
 	if err := FormatXFSLog(ctx, tmp); err != nil {
 		return count, fmt.Errorf("normalizing %s: %w", root.Name, err)
 	}
-	// Back into the image, where it differs.
+	// Back into the image, where it differs (only the data of the
+	// extracted file can).
+	tf := rangesFile{t, [][2]int64{{0, size}}}
 	cur := make([]byte, chunk)
 	for off := int64(0); off < size; off += chunk {
 		n := int(min(chunk, size-off))
+		if hole, err := tf.hole(off, int64(n)); err == nil && hole {
+			continue
+		}
 		if _, err := t.ReadAt(buf[:n], off); err != nil {
 			return count, err
 		}

@@ -90,38 +90,48 @@ func NormalizeXFS(out interface {
 	}
 	be := binary.BigEndian
 	bs := int64(g.blockSize)
-	a, b := make([]byte, bs), make([]byte, bs)
+	// Compare in chunks of whole blocks.
+	per := max(1, (1<<20)/bs)
+	a, b := make([]byte, per*bs), make([]byte, per*bs)
 	n := 0
-	for blk := uint64(0); blk < g.dblocks; blk++ {
-		off := int64(blk) * bs
-		if _, err := out.ReadAt(a, off); err != nil {
-			return n, fmt.Errorf("reading block %d: %w", blk, err)
+	for first := int64(0); first < int64(g.dblocks); first += per {
+		count := min(per, int64(g.dblocks)-first)
+		ca, cb := a[:count*bs], b[:count*bs]
+		if _, err := out.ReadAt(ca, first*bs); err != nil {
+			return n, fmt.Errorf("reading blocks %d-%d: %w", first, first+count-1, err)
 		}
-		if _, err := vendor.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
-			return n, fmt.Errorf("reading vendor block %d: %w", blk, err)
+		if _, err := vendor.ReadAt(cb, first*bs); err != nil && !errors.Is(err, io.EOF) {
+			return n, fmt.Errorf("reading vendor blocks %d-%d: %w", first, first+count-1, err)
 		}
-		if bytes.Equal(a, b) {
+		if bytes.Equal(ca, cb) {
 			continue
 		}
-		changed := false
-		agno, agbno := blk/uint64(g.agBlocks), blk%uint64(g.agBlocks)
-		for slot := uint32(0); slot < g.blockSize/g.inodeSize; slot++ {
-			ino := a[slot*g.inodeSize : (slot+1)*g.inodeSize]
-			if bytes.Equal(ino, b[slot*g.inodeSize:(slot+1)*g.inodeSize]) {
-				continue // the vendor's inode, untouched
+		for i := int64(0); i < count; i++ {
+			blk := uint64(first + i)
+			ba, bb := ca[i*bs:(i+1)*bs], cb[i*bs:(i+1)*bs]
+			if bytes.Equal(ba, bb) {
+				continue
 			}
-			want := agno<<(g.agBlkLog+g.inopbLog) | agbno<<g.inopbLog | uint64(slot)
-			if be.Uint16(ino) != 0x494e || ino[4] != 3 || be.Uint64(ino[152:]) != want ||
-				binary.LittleEndian.Uint32(ino[inodeCRCOffset:]) != inodeCRC(ino) {
-				continue // not an inode (a data block that looks like one fails the CRC)
+			changed := false
+			agno, agbno := blk/uint64(g.agBlocks), blk%uint64(g.agBlocks)
+			for slot := uint32(0); slot < g.blockSize/g.inodeSize; slot++ {
+				ino := ba[slot*g.inodeSize : (slot+1)*g.inodeSize]
+				if bytes.Equal(ino, bb[slot*g.inodeSize:(slot+1)*g.inodeSize]) {
+					continue // the vendor's inode, untouched
+				}
+				want := agno<<(g.agBlkLog+g.inopbLog) | agbno<<g.inopbLog | uint64(slot)
+				if be.Uint16(ino) != 0x494e || ino[4] != 3 || be.Uint64(ino[152:]) != want ||
+					binary.LittleEndian.Uint32(ino[inodeCRCOffset:]) != inodeCRC(ino) {
+					continue // not an inode (a data block that looks like one fails the CRC)
+				}
+				normalizeInode(ino, want, epoch)
+				changed = true
+				n++
 			}
-			normalizeInode(ino, want, epoch)
-			changed = true
-			n++
-		}
-		if changed {
-			if _, err := out.WriteAt(a, off); err != nil {
-				return n, fmt.Errorf("writing block %d: %w", blk, err)
+			if changed {
+				if _, err := out.WriteAt(ba, int64(blk)*bs); err != nil {
+					return n, fmt.Errorf("writing block %d: %w", blk, err)
+				}
 			}
 		}
 	}

@@ -136,3 +136,25 @@ func TestParseRoot(t *testing.T) {
 		t.Error("negative range: no error")
 	}
 }
+
+// TestRangesFileHole: holes of a sparse file are found with SEEK_DATA, so
+// extracting a mostly empty root reads only its data.
+func TestRangesFileHole(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "sparse")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Truncate(8 << 20)
+	f.WriteAt([]byte("data"), 5<<20)
+	m := rangesFile{f, [][2]int64{{4 << 20, 4 << 20}}}
+	for _, tc := range []struct {
+		off, n int64
+		hole   bool
+	}{{0, 1 << 20, true}, {1 << 20, 1 << 20, false}, {2 << 20, 2 << 20, true}} {
+		if got, err := m.hole(tc.off, tc.n); err != nil || got != tc.hole {
+			t.Errorf("hole(%d, %d) = %v, %v; want %v", tc.off, tc.n, got, err, tc.hole)
+		}
+	}
+}
