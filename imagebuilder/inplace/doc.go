@@ -27,4 +27,11 @@
 // RESOLVE_IN_ROOT (nothing lands outside the root; the vendor's symlinks
 // are followed as on the host). The appliance also writes /.autorelabel
 // when the root enforces SELinux.
+//
+// Reproducibility (xfsnorm.go, reproducible.go): the appliance frees
+// nothing until every overlay entry exists, so inode numbers do not depend
+// on timing; MakeReproducible then gives the XFS inodes the run touched
+// SOURCE_DATE_EPOCH timestamps, derived generation numbers and no LSN, and
+// rewrites the log, so two builds of the same inputs are bit-identical.
+// ext4 roots and striped logical volumes are not normalized.
 package inplace

@@ -75,7 +75,7 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (string, error) {
 	overlay, overlayMode := o.Overlay, "format=raw,readonly=on"
 	if o.Skeleton != "" {
 		if o.List {
-			return "", errors.New("List and Skeleton exclude each other")
+			return "", errors.New("options List and Skeleton exclude each other")
 		}
 		f, err := os.Create(o.Skeleton)
 		if err != nil {

@@ -23,13 +23,17 @@ import (
 //   - inode generation numbers are random (a new inode cluster gets
 //     get_random_u32(); a reused inode gets the old one plus one);
 //   - each inode records the LSN of its last logged change;
+//   - each inode counts its changes (di_changecount, i_version), and a
+//     write updates the times (and the count) only when the coarse clock
+//     has ticked since the last one, so the count depends on timing (seen
+//     under load: one file's count differed by one);
 //   - the log holds copies of the logged inodes, so it differs too.
 //
 // NormalizeXFS rewrites every inode slot that differs from the same slot
 // of the vendor's file system (untouched vendor inodes stay as they are):
 // the four timestamps become the build's SOURCE_DATE_EPOCH, the generation
-// a hash of the inode number and the epoch, the LSN zero, and the CRC is
-// recomputed. FormatXFSLog then rewrites the log (xfs_db
+// a hash of the inode number and the epoch, the change count one, the LSN
+// zero, and the CRC is recomputed. FormatXFSLog then rewrites the log (xfs_db
 // logformat) at a cycle above every LSN left in the metadata, as
 // xfs_repair does. Which inode a new file gets must itself be
 // deterministic: the appliance frees nothing until all overlay entries
@@ -156,6 +160,7 @@ func normalizeInode(ino []byte, number uint64, epoch int64) {
 	be.PutUint64(seed[8:], uint64(epoch))
 	sum := sha256.Sum256(seed[:])
 	copy(ino[92:96], sum[:4])  // generation
+	be.PutUint64(ino[104:], 1) // change count (i_version)
 	be.PutUint64(ino[112:], 0) // lsn
 	binary.LittleEndian.PutUint32(ino[inodeCRCOffset:], inodeCRC(ino))
 }

@@ -19,6 +19,14 @@ import (
 // the image's own symlinks (lib -> usr/lib) as the booted host will.
 var how = unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 
+// syncEvery is how many overlay entries are applied between two syncs of
+// the root. A sync writes the dirty data (allocating its blocks) and forces
+// the log at points that depend on the overlay only; without them, XFS
+// pushes its log in the background when it holds enough, and which
+// transactions land in which checkpoint (and so the LSNs stamped on the
+// metadata) would depend on timing.
+const syncEvery = 64
+
 // applyOverlay extracts the tar on /dev/vdb into root.
 func applyOverlay(root *os.File) error {
 	dev, err := os.Open("/dev/vdb")
@@ -45,6 +53,14 @@ func applyOverlay(root *os.File) error {
 			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 		}
 		n++
+		if n%syncEvery == 0 {
+			if err := unix.Syncfs(rootfd); err != nil {
+				return fmt.Errorf("syncing the root: %w", err)
+			}
+		}
+	}
+	if err := unix.Syncfs(rootfd); err != nil {
+		return fmt.Errorf("syncing the root: %w", err)
 	}
 	fmt.Printf("appliance: %d overlay entries applied\n", n)
 	if err := relabel(rootfd); err != nil {
