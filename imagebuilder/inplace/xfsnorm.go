@@ -9,9 +9,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"os/exec"
-	"regexp"
-	"strconv"
 )
 
 // Why in-place XFS outputs differ between two runs, and what NormalizeXFS
@@ -165,31 +164,61 @@ func normalizeInode(ino []byte, number uint64, epoch int64) {
 	binary.LittleEndian.PutUint32(ino[inodeCRCOffset:], inodeCRC(ino))
 }
 
-var cycleRE = regexp.MustCompile(`Formatting the log to cycle (\d+)`)
+// logCycle is the cycle number stamped on the first sector of the
+// internal log: the current cycle, or the one before when the head sits
+// exactly at the start of the log.
+func logCycle(r io.ReaderAt) (uint32, error) {
+	sb := make([]byte, 512)
+	if _, err := r.ReadAt(sb, 0); err != nil {
+		return 0, err
+	}
+	be := binary.BigEndian
+	g, err := readXFSGeometry(r)
+	if err != nil {
+		return 0, err
+	}
+	logstart := be.Uint64(sb[48:])
+	if logstart == 0 {
+		return 0, errors.New("the file system has an external log")
+	}
+	mask := uint64(1)<<g.agBlkLog - 1
+	blk := (logstart>>g.agBlkLog)*uint64(g.agBlocks) + logstart&mask
+	head := make([]byte, 8)
+	if _, err := r.ReadAt(head, int64(blk)*int64(g.blockSize)); err != nil {
+		return 0, fmt.Errorf("reading the log: %w", err)
+	}
+	// A record header starts with its magic, then the cycle; any other
+	// sector of the log starts with the cycle stamp.
+	c := be.Uint32(head)
+	if c == 0xfeedbabe {
+		c = be.Uint32(head[4:])
+	}
+	if c == 0 || c > 1<<30 {
+		return 0, fmt.Errorf("log cycle %d is implausible", c)
+	}
+	return c, nil
+}
 
 // FormatXFSLog rewrites the (cleanly unmounted) log of the XFS file system
-// in file p with xfs_db, at three cycles above the current one so every
-// LSN the metadata holds is behind the log head (what xfs_repair does).
+// in file p with xfs_db, three cycles above the current one, so every LSN
+// the metadata holds is behind the log head (what xfs_repair does).
 func FormatXFSLog(ctx context.Context, p string) error {
-	run := func(cmd string) (string, error) {
-		out, err := exec.CommandContext(ctx, "xfs_db", "-x", "-c", cmd, p).CombinedOutput()
-		if errors.Is(err, exec.ErrNotFound) {
-			return "", errors.New("xfs_db is needed: apt-get install xfsprogs")
-		}
-		if err != nil {
-			return "", fmt.Errorf("xfs_db %s: %w: %s", cmd, err, out)
-		}
-		return string(out), nil
-	}
-	out, err := run("logformat")
+	f, err := os.Open(p)
 	if err != nil {
 		return err
 	}
-	m := cycleRE.FindStringSubmatch(out)
-	if m == nil {
-		return fmt.Errorf("xfs_db logformat: no cycle in %q", out)
+	c, err := logCycle(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
 	}
-	c, _ := strconv.Atoi(m[1])
-	_, err = run(fmt.Sprintf("logformat -c %d", c+3))
-	return err
+	cmd := fmt.Sprintf("logformat -c %d", c+3)
+	out, err := exec.CommandContext(ctx, "xfs_db", "-x", "-c", cmd, p).CombinedOutput()
+	if errors.Is(err, exec.ErrNotFound) {
+		return errors.New("xfs_db is needed: apt-get install xfsprogs")
+	}
+	if err != nil {
+		return fmt.Errorf("xfs_db %s: %w: %s", cmd, err, out)
+	}
+	return nil
 }
