@@ -310,7 +310,8 @@ func TestInPlaceBuildLVM(t *testing.T) {
 
 	rootOut := filepath.Join(work, "rootlv.out")
 	extractLV(t, raw, "rootlv", rootOut)
-	if outp, err := exec.Command("xfs_repair", "-n", rootOut).CombinedOutput(); err != nil {
+	if outp, err := exec.Command("xfs_repair", "-n", rootOut).CombinedOutput(); err != nil ||
+		strings.Contains(string(outp), "ahead of log") || strings.Contains(string(outp), "would") {
 		t.Errorf("xfs_repair -n on the output's rootlv: %v\n%s", err, outp)
 	}
 	xfsDB := func(cmds ...string) string {
