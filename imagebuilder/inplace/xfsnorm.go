@@ -58,7 +58,7 @@ func readXFSGeometry(r io.ReaderAt) (xfsGeometry, error) {
 		return xfsGeometry{}, errors.New("no XFS superblock")
 	}
 	if be.Uint16(sb[100:])&0xf != 5 {
-		return xfsGeometry{}, fmt.Errorf("XFS version %d: only v5 (CRC) file systems are normalized", be.Uint16(sb[100:])&0xf)
+		return xfsGeometry{}, fmt.Errorf("XFS version %d: %w (only v5 file systems, with CRCs, are)", be.Uint16(sb[100:])&0xf, ErrNotNormalized)
 	}
 	g := xfsGeometry{
 		blockSize: be.Uint32(sb[4:]), dblocks: be.Uint64(sb[8:]), agBlocks: be.Uint32(sb[84:]),
@@ -179,7 +179,7 @@ func logCycle(r io.ReaderAt) (uint32, error) {
 	}
 	logstart := be.Uint64(sb[48:])
 	if logstart == 0 {
-		return 0, errors.New("the file system has an external log")
+		return 0, fmt.Errorf("the file system has an external log: %w", ErrNotNormalized)
 	}
 	mask := uint64(1)<<g.agBlkLog - 1
 	blk := (logstart>>g.agBlkLog)*uint64(g.agBlocks) + logstart&mask

@@ -88,8 +88,8 @@ func run() error {
 
 // quietWriteback keeps the kernel from writing back dirty data or pushing
 // the XFS log on timers while the overlay is applied, so block allocation
-// and log traffic depend on the operations only (all is written at the
-// final sync and unmount).
+// and log traffic depend on the operations only (data and log are written
+// at the syncs applyOverlay makes every syncEvery entries, and at unmount).
 func quietWriteback() {
 	for p, v := range map[string]string{
 		"/proc/sys/vm/dirty_writeback_centisecs": "0",
