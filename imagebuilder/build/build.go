@@ -89,6 +89,9 @@ type Options struct {
 	// next to the running program, else in PATH).
 	InPlace                          bool
 	ApplianceKernel, ApplianceBinary string
+	// InPlaceRoot picks the root when several file systems of the vendor
+	// image hold an os-release: "VG/LV" (LVM) or a partition ("vda3").
+	InPlaceRoot string
 }
 
 // Artifact is one output file.

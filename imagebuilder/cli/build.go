@@ -130,8 +130,9 @@ raw, qcow2, tar and oci. Check an image later with "imagebuilder verify".`,
 	f.StringVar(&o.InstallerBinary, "installer-bin", "", "static installer for --format iso (default: imagebuilder-installer beside this program, else in PATH)")
 	f.StringVar(&o.OCIPush, "oci-push", "", "push the oci format to this registry reference (needs --format oci)")
 	f.Int64Var(&o.SizeMiB, "size", 0, "disk size in MiB (0: fit the content)")
-	f.BoolVar(&o.InPlace, "in-place", false, "keep the vendor disk image's partitions, boot loader and file system (XFS or ext4): apply the bundle to a copy inside an appliance VM")
+	f.BoolVar(&o.InPlace, "in-place", false, "keep the vendor disk image's partitions, boot loader, LVM and file system (XFS or ext4): apply the bundle to a copy inside an appliance VM")
 	f.StringVar(&o.ApplianceKernel, "appliance-kernel", "", "with --in-place: rootfs tarball whose /boot/vmlinuz-* and modules run the appliance (e.g. the Debian base)")
+	f.StringVar(&o.InPlaceRoot, "in-place-root", "", `with --in-place: the root when several file systems hold an os-release: "VG/LV" (LVM) or a partition ("vda3")`)
 	f.StringVar(&o.ApplianceBinary, "appliance-bin", "", "with --in-place: static appliance /init (default: imagebuilder-appliance beside this program, else in PATH)")
 	fromFile.add(cmd)
 	return cmd
