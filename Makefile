@@ -7,7 +7,7 @@ BUILD := build
 BASE := $(BUILD)/base-debian12.tar
 # Debian packages the demo and the tests need (installed only when missing).
 APT_PACKAGES := qemu-system-x86 qemu-utils ovmf mmdebstrap systemd-boot-efi e2fsprogs \
-	dosfstools mtools gdisk bubblewrap zstd iproute2 curl docker-registry git gcc libc6-dev xfsprogs grub-pc-bin grub-efi-amd64-bin xorriso fdisk time openssh-client
+	dosfstools mtools gdisk bubblewrap zstd iproute2 curl docker-registry git gcc libc6-dev xfsprogs grub-pc-bin grub-efi-amd64-bin xorriso fdisk time openssh-client lvm2
 TEST_TIMEOUT ?= 40m
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(CACHE_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)

@@ -111,8 +111,10 @@ func (b *Builder) buildOne(ctx context.Context, p *Package, deps map[string]Resu
 	default:
 		return Result{}, fmt.Errorf("package %s: %w", p.Name, err)
 	}
+	corrupt := false // the remote cache serves a corrupted blob of p
 	if b.remote != nil {
 		md, err := b.pull(ctx, p)
+		corrupt = errors.Is(err, ocicache.ErrCorrupt)
 		switch {
 		case err == nil:
 			log.Info("pulled from the remote cache", "cache", b.remote.String(), "sha256", md.TarballSHA256)
@@ -132,7 +134,15 @@ func (b *Builder) buildOne(ctx context.Context, p *Package, deps map[string]Resu
 		return Result{}, err
 	}
 	log.Info("built", "sha256", md.TarballSHA256, "duration", time.Since(start).Round(time.Millisecond))
-	if b.remote != nil {
+	switch {
+	case b.remote == nil:
+	case corrupt:
+		if err := b.repair(ctx, md); err != nil {
+			log.Warn("repairing the remote cache entry failed; the package stays local", "cache", b.remote.String(), "err", err)
+		} else {
+			log.Info("repaired the remote cache entry", "cache", b.remote.String())
+		}
+	default:
 		if err := b.push(ctx, md); err != nil {
 			log.Warn("pushing to the remote cache failed; the package stays local", "cache", b.remote.String(), "err", err)
 		} else {

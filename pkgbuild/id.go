@@ -10,7 +10,7 @@ import (
 
 // BuilderVersion is part of every package id: bump it whenever a change to the
 // builder (sandbox, environment, normalisation) can change package output.
-const BuilderVersion = "imagebuilder-pkgbuild/3"
+const BuilderVersion = "imagebuilder-pkgbuild/4"
 
 // idHashLen is how many hex digits of the sha256 a package id keeps.
 const idHashLen = 32

@@ -104,11 +104,13 @@ func writePackageTarball(outDir, dest, prefix string, epoch int64) (string, erro
 	var sum string
 	err = writeAtomic(dest, 0o644, func(w io.Writer) error {
 		hw := newSHA256Writer(w)
-		zw, err := archive.NewCompressor(hw)
+		// Framed, so that the bundle copies big files' compressed frames
+		// instead of compressing them again.
+		zw, err := archive.NewParallelCompressorDefault(hw)
 		if err != nil {
 			return err
 		}
-		tw := archive.NewWriter(zw, epoch)
+		tw := archive.NewFramedWriter(zw, epoch)
 		for _, oe := range ents {
 			if err := addOutput(tw, oe); err != nil {
 				zw.Close()

@@ -55,3 +55,12 @@ func (b *Builder) push(ctx context.Context, md *Metadata) error {
 	}
 	return b.remote.Push(ctx, md.ID, meta, b.store.TarballPath(md.ID), md.TarballSHA256)
 }
+
+// repair uploads a package again whose remote copy a pull found corrupted.
+func (b *Builder) repair(ctx context.Context, md *Metadata) error {
+	meta, err := os.ReadFile(b.store.MetadataPath(md.ID))
+	if err != nil {
+		return err
+	}
+	return b.remote.Repair(ctx, md.ID, meta, b.store.TarballPath(md.ID), md.TarballSHA256)
+}

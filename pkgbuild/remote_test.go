@@ -94,6 +94,29 @@ func TestRemoteCache(t *testing.T) {
 		if _, err := (Store{Dir: store}).Lookup(one.ID); err != nil {
 			t.Errorf("rebuilt entry: %v", err)
 		}
+		// The builder uploaded the good tarball again, but the registry
+		// keeps its first copy of a digest: the warning names the blob.
+		if !strings.Contains(log.String(), "repairing the remote cache entry failed") || !strings.Contains(log.String(), "still serves other bytes for blob sha256:"+one.SHA256) {
+			t.Errorf("no repair warning naming the blob:\n%s", log)
+		}
+		// With the bad copy removed from the registry's storage, the next
+		// builder's push restores the entry and a third builder pulls it.
+		if err := os.RemoveAll(filepath.Dir(data)); err != nil {
+			t.Fatal(err)
+		}
+		logR := &lockedBuffer{}
+		rb, err := r.builder(t.TempDir(), logR, withCache(cacheURL)).Build(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rb[0].Pulled || !strings.Contains(logR.String(), "pushed to the remote cache") {
+			t.Errorf("after removing the bad copy: %+v\n%s", rb, logR)
+		}
+		logP := &lockedBuffer{}
+		p, err := r.builder(t.TempDir(), logP, withCache(cacheURL)).Build(ctx)
+		if err != nil || !p[0].Pulled || !p[1].Pulled || p[0].SHA256 != one.SHA256 {
+			t.Errorf("pull after the entry was restored: %v %+v\n%s", err, p, logP)
+		}
 	})
 	t.Run("unreachable registry", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

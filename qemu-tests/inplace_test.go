@@ -37,8 +37,10 @@ const (
 // then runs `build --in-place` on it and boots the result once until
 // firstboot joins. It checks that the vendor image is not modified, that
 // the output keeps the vendor's partition table, GUIDs, boot partition
-// bytes and XFS root, that the appliance's hygiene ran (machine-id, SSH host
-// key, logs, hostname), and the manifest and SHA256SUMS.
+// bytes and XFS root, that the debian profile's fixups ran in place
+// (networkd DHCP — the fixture has none, so the join proves it — and the
+// hygiene: machine-id, SSH host key, logs, hostname), and the manifest and
+// SHA256SUMS.
 func TestInPlaceBuildBootsXFS(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -167,6 +169,9 @@ func TestInPlaceBuildBootsXFS(t *testing.T) {
 		"IBLIST /etc/systemd/system/systemd-firstboot.service symlink 0777 0:0 -> /dev/null",
 		"IBLIST " + res.Prefix + "/systemd/cluster.target file",
 		"IBLIST /etc/ssh dir",
+		// The debian profile's network fixup, applied in place.
+		"IBLIST /" + distros.NetworkdFile + " file 0644 0:0",
+		"IBLIST /etc/systemd/system/multi-user.target.wants/systemd-networkd.service symlink 0777 0:0 -> /usr/lib/systemd/system/systemd-networkd.service",
 	} {
 		if !strings.Contains(listing, want) {
 			t.Errorf("the output's root lacks %q", want)
@@ -190,6 +195,11 @@ func TestInPlaceBuildBootsXFS(t *testing.T) {
 	t.Logf("in-place XFS image: boot to joined in %.1fs", time.Since(start).Seconds())
 	if _, _, err := vm.ExpectFrom(ctx, 0, regexp.MustCompile(`XFS \(vda2\): Mounting`), 2*time.Second); err != nil {
 		t.Errorf("the console shows no XFS root mount")
+	}
+	// The normalized root (rewritten inodes and log) mounts without
+	// complaint.
+	if line, _, err := vm.ExpectFrom(ctx, 0, regexp.MustCompile(`XFS \(vda2\).*(ahead of current LSN|[Cc]orruption|[Mm]etadata CRC error|log recovery)`), 2*time.Second); err == nil {
+		t.Errorf("the kernel complains about the normalized XFS root: %q", line)
 	}
 	// The vendor's machine-id was reset: systemd makes a new one.
 	if _, _, err := vm.ExpectFrom(ctx, 0, regexp.MustCompile(`Initializing machine ID from`), 2*time.Second); err != nil {
@@ -220,8 +230,9 @@ func fileSize(t *testing.T, p string) int64 {
 // partition 1 an EFI system partition with systemd-boot, the base's kernel
 // and its initrd with XFS support appended (Debian's own initrd lacks
 // xfs.ko, a vendor's XFS image has it), partition 2 an XFS root holding the
-// base with DHCP networking (vendor images ship a network configuration),
-// an fstab, and build leftovers the in-place hygiene must remove. Returns
+// base with an fstab and build leftovers the in-place hygiene must remove,
+// and no network configuration: the debian profile's fixup applied in
+// place must give it one for the boot to join. Returns
 // the ESP's offset and size.
 func makeXFSVendorImage(t *testing.T, ctx context.Context, baseTarPath, work, sdboot, out string) (int64, int64) {
 	t.Helper()
@@ -238,7 +249,6 @@ func makeXFSVendorImage(t *testing.T, ctx context.Context, baseTarPath, work, sd
 	must(err)
 	must(b.Apply(ctx, tree))
 	b.Close()
-	must(distros.ConfigureNetworkd(tree))
 	must(tree.WriteFile("etc/fstab", []byte("PARTUUID="+strings.ToLower(vendorRootGUID)+" / xfs defaults 0 1\n"), 0o644, 0, 0))
 	must(tree.WriteFile("etc/machine-id", []byte("0123456789abcdef0123456789abcdef\n"), 0o444, 0, 0))
 	must(tree.WriteFile("etc/hostname", []byte("vendor-build\n"), 0o644, 0, 0))

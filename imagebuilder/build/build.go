@@ -90,6 +90,9 @@ type Options struct {
 	// next to the running program, else in PATH).
 	InPlace                          bool
 	ApplianceKernel, ApplianceBinary string
+	// InPlaceRoot picks the root when several file systems of the vendor
+	// image hold an os-release: "VG/LV" (LVM) or a partition ("vda3").
+	InPlaceRoot string
 
 	// CacheDir holds the base layers (CacheDir/layers: each base's root
 	// filesystem made once, see disk.Layer) and the digests of local bases

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,38 +14,32 @@ import (
 	"imagebuilder/distros"
 	"imagebuilder/imagebuilder/base"
 	"imagebuilder/imagebuilder/inplace"
-	"imagebuilder/imagebuilder/output"
 	"imagebuilder/overlay"
 )
 
 // The in-place path (Options.InPlace) keeps a vendor disk image's layout:
-// the partition table, boot loader and file system (XFS, ext4) stay as the
-// vendor made them. The build machine cannot read an XFS root without
-// mounting it, so the work is split:
+// the partition table, boot loader, LVM metadata and file system (XFS,
+// ext4, on a partition or an LVM2 logical volume) stay as the vendor made
+// them. The build machine cannot read that root without mounting it, so
+// the appliance VM (imagebuilder/inplace) runs twice over a copy of the
+// image:
 //
-//   - here, an overlay tar holding only what the build adds: the bundle at
-//     its prefix, the unit links, the role, and the fixups that are plain
-//     added files (systemd-firstboot masked, the ssh host-key drop-in);
-//   - inside the appliance VM (imagebuilder/inplace), over a copy of the
-//     image: the overlay extracted with every path resolved in the root, the
-//     hygiene that must see the root (machine-id by the root's systemd
-//     version, SSH host keys, logs, caches, leftovers, resolv.conf), an
-//     SELinux relabel on first boot when the root enforces SELinux, and the
-//     root's os-release printed back, from which the distribution is
-//     detected and checked.
-//
-// The family-specific fixups of distros (network stack, cloud-init, kernel
-// exposure) are not applied: a vendor image keeps its own configuration.
-
-// inPlaceSSHDropIn makes missing SSH host keys before sshd starts (the
-// appliance removes the vendor's); with systemd-firstboot masked, the fixups
-// the overlay carries as added files.
-const inPlaceSSHDropIn = `# Written by imagebuilder: the image carries no SSH host keys; each host makes its own.
-[Service]
-ExecStartPre=
-ExecStartPre=/usr/bin/ssh-keygen -A
-ExecStartPre=/usr/sbin/sshd -t
-`
+//  1. it mounts the root read-only and writes its skeleton: every entry's
+//     metadata, and the contents of /etc and the dpkg status;
+//  2. here, the skeleton is staged as a tree and gets exactly what a
+//     rebuilt image gets: the distro profile detected from its os-release
+//     and its Fixup (prerequisites, network stack, cloud-init, SELinux
+//     relabel, kernel exposure, hygiene: machine-id, SSH host keys, logs,
+//     caches, leftovers, resolv.conf), then the bundle, unit links and
+//     role. The difference is the overlay: added and changed entries, and
+//     whiteouts for what was removed;
+//  3. the appliance applies that overlay to the root, every path resolved
+//     inside it;
+//  4. an XFS root is normalized so the same inputs give the same bytes:
+//     the inodes the run touched get SOURCE_DATE_EPOCH timestamps,
+//     generation numbers derived from their number, no LSN, and the log is
+//     rewritten (inplace.MakeReproducible). ext4 roots and striped logical
+//     volumes are left as the run made them, with a warning.
 
 func (o *Options) validateInPlace() error {
 	var errs []error
@@ -86,8 +81,9 @@ func runInPlace(ctx context.Context, log *slog.Logger, o Options, res *Result, t
 	}
 	var info *bundleInfo
 	var kernel *inplace.Kernel
+	var skel *inplace.Skeleton
 	overlayTar := filepath.Join(stage, "overlay.tar")
-	work := filepath.Join(stage, "work.qcow2")
+	work := filepath.Join(stage, "work.raw")
 	var console string
 	steps := []struct {
 		name string
@@ -108,50 +104,94 @@ func runInPlace(ctx context.Context, log *slog.Logger, o Options, res *Result, t
 			kernel, err = inplace.KernelFromBase(o.ApplianceKernel)
 			return err
 		}},
-		{"make overlay", func() error {
-			root := filepath.Join(stage, "overlay")
+		{"copy vendor image", func() error {
+			return qemuImg(ctx, "convert", "-q", "-f", string(kind), "-O", "raw", imgPath, work)
+		}},
+		{"read vendor root", func() error {
+			skelTar := filepath.Join(stage, "skeleton.tar")
+			if _, err := inplace.Run(ctx, log, inplace.Options{
+				Image: work, Format: "raw", Skeleton: skelTar, Root: o.InPlaceRoot,
+				Kernel: kernel, InitBinary: o.ApplianceBinary,
+			}); err != nil {
+				return fmt.Errorf("reading the root of %s: %w", o.Base, err)
+			}
+			root := filepath.Join(stage, "root")
 			if err := os.Mkdir(root, 0o755); err != nil {
 				return err
 			}
-			tree := overlay.NewTree(root)
+			skel, err = inplace.ReadSkeleton(skelTar, root)
+			os.Remove(skelTar)
+			return err
+		}},
+		{"fixups and overlay", func() error {
+			p, osr, err := distros.Detect(skel.Tree)
+			if err != nil {
+				return fmt.Errorf("base %s: %w", o.Base, err)
+			}
+			res.Distro = p.Name() + " " + osr["VERSION_ID"]
+			log.Info("base distribution", "profile", p.Name(), "release", osr.Pretty())
+			if err := p.Fixup(skel.Tree, osr); err != nil {
+				return fmt.Errorf("base %s: %w", o.Base, err)
+			}
 			r, err := openTar(o.Bundle)
 			if err != nil {
 				return fmt.Errorf("bundle: %w", err)
 			}
 			defer r.Close()
-			if err := tree.InstallBundle(r, overlay.HostLayout{Prefix: info.Prefix, Role: o.Role}); err != nil {
+			if err := skel.Tree.InstallBundle(r, overlay.HostLayout{Prefix: info.Prefix, Role: o.Role}); err != nil {
 				return err
 			}
-			if err := tree.MkdirAll("etc/systemd/system/ssh.service.d", 0o755, 0, 0); err != nil {
+			f, err := os.Create(overlayTar)
+			if err != nil {
 				return err
 			}
-			if err := tree.Symlink("/dev/null", "etc/systemd/system/systemd-firstboot.service"); err != nil {
-				return err
+			bw := bufio.NewWriterSize(f, 1<<20)
+			c, err := skel.WriteChanges(bw, o.SourceDateEpoch)
+			if err == nil {
+				err = bw.Flush()
 			}
-			if err := tree.WriteFile("etc/systemd/system/ssh.service.d/imagebuilder-host-keys.conf", []byte(inPlaceSSHDropIn), 0o644, 0, 0); err != nil {
-				return err
+			if cerr := f.Close(); err == nil {
+				err = cerr
 			}
-			return output.WriteTarFile(ctx, overlayTar, tree, o.SourceDateEpoch)
-		}},
-		{"copy vendor image", func() error {
-			return qemuImg(ctx, "convert", "-q", "-f", string(kind), "-O", "qcow2", imgPath, work)
+			if err != nil {
+				return fmt.Errorf("writing the in-place overlay: %w", err)
+			}
+			log.Info("in-place overlay", "added", c.Added, "changed", c.Changed, "removed", c.Removed)
+			return nil
 		}},
 		{"apply in place", func() error {
 			console, err = inplace.Run(ctx, log, inplace.Options{
-				Image: work, Format: "qcow2", Overlay: overlayTar, Kernel: kernel,
-				InitBinary: o.ApplianceBinary, Hygiene: true,
+				Image: work, Format: "raw", Overlay: overlayTar, Root: o.InPlaceRoot,
+				Kernel: kernel, InitBinary: o.ApplianceBinary,
 			})
 			if err != nil {
 				return err
 			}
-			osr := distros.ParseOSRelease(inplace.OSRelease(console))
-			p, err := distros.DetectRelease(osr)
+			log.Info("applied in place", "selinux_relabel", strings.Contains(console, "/.autorelabel written"))
+			return nil
+		}},
+		{"normalize root", func() error {
+			root, err := inplace.ParseRoot(console)
 			if err != nil {
-				return fmt.Errorf("base %s: %w", o.Base, err)
+				return err
 			}
-			res.Distro = p.Name() + " " + osr["VERSION_ID"]
-			log.Info("base distribution", "profile", p.Name(), "release", osr.Pretty(),
-				"selinux_relabel", strings.Contains(console, "/.autorelabel written"))
+			vendorRaw := imgPath
+			if kind != base.KindRaw && root.FS == "xfs" {
+				vendorRaw = filepath.Join(stage, "vendor.raw")
+				if err := qemuImg(ctx, "convert", "-q", "-f", string(kind), "-O", "raw", imgPath, vendorRaw); err != nil {
+					return err
+				}
+				defer os.Remove(vendorRaw)
+			}
+			n, err := inplace.MakeReproducible(ctx, work, vendorRaw, root, o.SourceDateEpoch, stage)
+			if errors.Is(err, inplace.ErrNotNormalized) {
+				log.Warn("the in-place output is not bit-reproducible", "why", err.Error())
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			log.Info("root normalized for reproducibility", "root", root.Name, "fs", root.FS, "inodes", n)
 			return nil
 		}},
 	}
@@ -164,7 +204,7 @@ func runInPlace(ctx context.Context, log *slog.Logger, o Options, res *Result, t
 		out := filepath.Join(o.OutDir, o.Name+"."+f)
 		if err := timed("write "+f, func() error {
 			tmp := filepath.Join(stage, "out."+f)
-			args := []string{"convert", "-q", "-f", "qcow2", "-O", f}
+			args := []string{"convert", "-q", "-f", "raw", "-O", f}
 			if f == "raw" {
 				args = append(args, "-S", "4k")
 			}

@@ -32,7 +32,7 @@ var wanted = []struct {
 	optional bool
 }{
 	{"virtio_pci", true}, {"virtio_blk", true}, {"crc32c_generic", true}, {"crc32c-intel", true},
-	{"xfs", false}, {"ext4", true},
+	{"xfs", false}, {"ext4", true}, {"dm_mod", true},
 }
 
 var vmlinuzRE = regexp.MustCompile(`^(?:\./)?boot/vmlinuz-(.+)$`)

@@ -28,13 +28,20 @@ type Options struct {
 	InitBinary string
 	// List, instead of applying, prints the root's entries ("IBLIST ...").
 	List bool
-	// Hygiene, after applying, resets the machine identity and drops host
-	// keys, logs, caches and leftovers in the root, and prints its
-	// os-release ("IBOSRELEASE ..."; see OSRelease).
-	Hygiene bool
+	// Skeleton, instead of applying, mounts the root read-only and writes
+	// its skeleton tar to this file (see ReadSkeleton).
+	Skeleton string
+	// Root picks the root when several file systems of the image hold an
+	// os-release: an LVM logical volume as "VG/LV" or a partition as
+	// "vda3". Empty: the only one, or the logical volume named root,
+	// rootlv or lv_root.
+	Root string
 	// Timeout bounds the appliance run; 0 is 5 minutes.
 	Timeout time.Duration
 }
+
+// skeletonDiskSize bounds the skeleton tar (a sparse file).
+const skeletonDiskSize = 4 << 30
 
 var resultRE = regexp.MustCompile(`IMAGEBUILDER-APPLIANCE: (OK|FAILED: .*)`)
 
@@ -65,8 +72,24 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (string, error) {
 			return "", err
 		}
 	}
-	overlay := o.Overlay
-	if o.List || overlay == "" {
+	overlay, overlayMode := o.Overlay, "format=raw,readonly=on"
+	if o.Skeleton != "" {
+		if o.List {
+			return "", errors.New("options List and Skeleton exclude each other")
+		}
+		f, err := os.Create(o.Skeleton)
+		if err != nil {
+			return "", fmt.Errorf("skeleton: %w", err)
+		}
+		err = f.Truncate(skeletonDiskSize)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return "", fmt.Errorf("skeleton: %w", err)
+		}
+		overlay, overlayMode = o.Skeleton, "format=raw"
+	} else if o.List || overlay == "" {
 		overlay = filepath.Join(work, "empty.tar")
 		if err := os.WriteFile(overlay, make([]byte, 1024), 0o644); err != nil {
 			return "", err
@@ -76,8 +99,14 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (string, error) {
 	if o.List {
 		appendLine += " ib.mode=list"
 	}
-	if o.Hygiene {
-		appendLine += " ib.hygiene=1"
+	if o.Root != "" {
+		if strings.ContainsAny(o.Root, " \t\n\"") {
+			return "", fmt.Errorf("root %q: blanks and quotes are not allowed", o.Root)
+		}
+		appendLine += " ib.root=" + o.Root
+	}
+	if o.Skeleton != "" {
+		appendLine += " ib.mode=skeleton"
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -87,7 +116,7 @@ func Run(ctx context.Context, log *slog.Logger, o Options) (string, error) {
 		"-kernel", filepath.Join(work, "vmlinuz"), "-initrd", filepath.Join(work, "initramfs.cpio"),
 		"-append", appendLine,
 		"-drive", "file=" + o.Image + ",if=virtio,format=" + o.Format + ",cache=unsafe",
-		"-drive", "file=" + overlay + ",if=virtio,format=raw,readonly=on",
+		"-drive", "file=" + overlay + ",if=virtio,cache=unsafe," + overlayMode,
 		"-nic", "none",
 	}
 	log.Info("starting the in-place appliance", "image", o.Image, "list", o.List)
@@ -117,16 +146,4 @@ func tail(s string) string {
 		s = s[len(s)-3000:]
 	}
 	return s
-}
-
-// OSRelease is the image's os-release as the appliance printed it (with
-// Options.Hygiene).
-func OSRelease(console string) []byte {
-	var b strings.Builder
-	for _, l := range strings.Split(console, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimRight(l, "\r"), "IBOSRELEASE "); ok {
-			b.WriteString(rest + "\n")
-		}
-	}
-	return []byte(b.String())
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -13,13 +14,13 @@ import (
 const ChunkSize = 4 << 20
 
 // ParallelCompressor compresses a stream on every CPU: the input is cut into
-// ChunkSize pieces, each compressed on its own into one zstd frame (fastest
-// level: on the reference set 3 % larger than the default level and about
-// three times as fast; content checksum), and the frames are written in
-// input order. A
+// ChunkSize pieces, each compressed on its own into one zstd frame (content
+// size in the header, content checksum), and the frames are written in input
+// order. Cut ends a frame early and WriteFrames passes precompressed frames
+// through, so a Writer can give a big file's content frames of its own. A
 // stream of concatenated frames is one valid zstd stream, and since the cuts
-// depend only on the input, the same input gives the same bytes whatever the
-// number of CPUs.
+// depend only on the input and the calls, the same input gives the same bytes
+// whatever the number of CPUs.
 type ParallelCompressor struct {
 	w       io.Writer
 	enc     *zstd.Encoder
@@ -28,6 +29,7 @@ type ParallelCompressor struct {
 	done    chan struct{}
 	err     error // of the writer goroutine, read after done
 	closed  bool
+	aborted atomic.Bool // stop writing (Abort)
 	frames  int
 	sem     chan struct{}
 }
@@ -40,9 +42,20 @@ type result struct {
 // NewParallelCompressor returns a ParallelCompressor writing to w. The caller
 // must Close it.
 func NewParallelCompressor(w io.Writer) (*ParallelCompressor, error) {
+	return newParallelCompressor(w, zstd.SpeedFastest)
+}
+
+// NewParallelCompressorDefault is NewParallelCompressor at zstd's default
+// level: slower, about 3 % smaller. Package tarballs use it, and the bundle
+// copies their big files' frames as they are.
+func NewParallelCompressorDefault(w io.Writer) (*ParallelCompressor, error) {
+	return newParallelCompressor(w, zstd.SpeedDefault)
+}
+
+func newParallelCompressor(w io.Writer, level zstd.EncoderLevel) (*ParallelCompressor, error) {
 	n := runtime.GOMAXPROCS(0)
 	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderLevel(level),
 		zstd.WithEncoderConcurrency(n),
 		zstd.WithEncoderCRC(true),
 		zstd.WithZeroFrames(true), // an empty stream is still one frame
@@ -67,7 +80,7 @@ func (c *ParallelCompressor) writeOut() {
 	defer close(c.done)
 	for ch := range c.pending {
 		r := <-ch
-		if c.err != nil {
+		if c.err != nil || c.aborted.Load() {
 			continue
 		}
 		if r.err != nil {
@@ -97,6 +110,27 @@ func (c *ParallelCompressor) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Cut ends the current frame: what is written next starts a new one.
+func (c *ParallelCompressor) Cut() {
+	if !c.closed && len(c.buf) > 0 {
+		c.flush()
+	}
+}
+
+// WriteFrames cuts the current frame and then writes raw, which must be whole
+// zstd frames, as it is. raw must not change until Close.
+func (c *ParallelCompressor) WriteFrames(raw []byte) error {
+	if c.closed {
+		return errors.New("zstd: write after close")
+	}
+	c.Cut()
+	c.frames++
+	ch := make(chan result, 1)
+	ch <- result{b: raw}
+	c.pending <- ch
+	return nil
+}
+
 func (c *ParallelCompressor) flush() {
 	chunk := c.buf
 	c.buf = make([]byte, 0, ChunkSize)
@@ -124,4 +158,17 @@ func (c *ParallelCompressor) Close() error {
 	<-c.done
 	c.enc.Close()
 	return c.err
+}
+
+// Abort ends the compressor without writing anything more: for a caller that
+// failed and wants no partial stream written after its error.
+func (c *ParallelCompressor) Abort() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.aborted.Store(true)
+	close(c.pending)
+	<-c.done
+	c.enc.Close()
 }

@@ -96,3 +96,24 @@ var errFail = errors.New("disk full")
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errFail }
+
+// TestParallelCompressorAbort: after Abort what was buffered is not written,
+// and writes fail.
+func TestParallelCompressorAbort(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewParallelCompressor(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(bytes.Repeat([]byte("x"), ChunkSize/2)); err != nil {
+		t.Fatal(err)
+	}
+	w.Abort()
+	if buf.Len() != 0 {
+		t.Fatalf("%d bytes written after Abort", buf.Len())
+	}
+	if _, err := w.Write([]byte("y")); err == nil {
+		t.Fatal("write after Abort")
+	}
+	w.Abort() // twice is harmless
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"imagebuilder/pkgbuild/archive"
 )
@@ -54,9 +56,10 @@ func Assemble(w io.Writer, in Input) (*Manifest, error) {
 		src := len(sources)
 		sources = append(sources, source{
 			label:  fmt.Sprintf("package %s (%s)", p.Name, p.Tarball),
-			open:   hashedPackageOpener(p.Tarball, in.Prefix),
-			rename: func(n string) string { return root + "/" + n },
 			sha:    sc.sha,
+			file:   p.Tarball,
+			layout: sc.layout,
+			data:   sc.data,
 		})
 		items = append(items, genDir(root), genSymlink("active/"+p.Name, "../"+root))
 		for _, it := range sc.items {
@@ -221,6 +224,8 @@ func scanPackages(pkgs []Package, prefix string) ([]*packageScan, error) {
 	scans := make([]*packageScan, len(pkgs))
 	errs := make([]error, len(pkgs))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	b := &budget{}
+	b.left.Store(retainBudget)
 	var wg sync.WaitGroup
 	for i, p := range pkgs {
 		wg.Add(1)
@@ -228,7 +233,7 @@ func scanPackages(pkgs []Package, prefix string) ([]*packageScan, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			scans[i], errs[i] = scanPackage(p, prefix)
+			scans[i], errs[i] = scanPackage(p, prefix, b)
 		}()
 	}
 	wg.Wait()
@@ -241,65 +246,101 @@ func scanPackages(pkgs []Package, prefix string) ([]*packageScan, error) {
 }
 
 type packageScan struct {
-	sha   string
-	items []item // names relative to the package root
-	farm  []string
-	units []unitFile
+	sha    string
+	layout *layout
+	data   []byte // the whole tarball, when kept in memory
+	items  []item // names relative to the package root
+	farm   []string
+	units  []unitFile
 }
 
-// hashedPackageOpener opens a package tarball for the second pass, digesting
-// the file as it is read.
-func hashedPackageOpener(file, prefix string) func() (*archive.Reader, io.Closer, error) {
-	return func() (*archive.Reader, io.Closer, error) {
-		hf, err := openHashed(file)
-		if err != nil {
-			return nil, nil, fmt.Errorf("opening package tarball: %w", err)
-		}
-		return archive.NewReader(hf.zr, archive.Policy{Prefix: prefix}), hf, nil
+// retainBudget is how many bytes of package tarballs one assembly keeps in
+// memory between its two passes; the second pass reads the others again.
+const retainBudget = 512 << 20
+
+// budget counts down the bytes of package tarballs still to keep in memory.
+type budget struct{ left atomic.Int64 }
+
+func (b *budget) take(n int64) bool {
+	if b == nil {
+		return false
 	}
-}
-
-type closers []io.Closer
-
-func (c closers) Close() error {
-	var first error
-	for _, x := range c {
-		if err := x.Close(); err != nil && first == nil {
-			first = err
-		}
+	if b.left.Add(-n) >= 0 {
+		return true
 	}
-	return first
+	b.left.Add(n)
+	return false
 }
 
-func scanPackage(p Package, prefix string) (*packageScan, error) {
+// readRetained reads all of f when the budget allows, else returns nil.
+func readRetained(f *os.File, b *budget) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || !b.take(fi.Size()) {
+		return nil, nil
+	}
+	data := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, err
+	}
+	if n, _ := f.Read(make([]byte, 1)); n != 0 {
+		return nil, errors.New("the file grew while it was read")
+	}
+	return data, nil
+}
+
+// scanPackage reads a package tarball (once) and learns its entries, their
+// digests and its frame layout. With a budget the tarball may be kept in
+// memory for the second pass.
+func scanPackage(p Package, prefix string, budget *budget) (*packageScan, error) {
 	fail := func(err error) (*packageScan, error) {
 		return nil, fmt.Errorf("package %s (%s): %w", p.Name, p.Tarball, err)
 	}
-	// One read of the file: the tarball's sha256 is taken from the bytes the
-	// decompressor reads, and checked once the whole file has gone through.
 	f, err := os.Open(p.Tarball)
 	if err != nil {
 		return fail(fmt.Errorf("opening package tarball: %w", err))
 	}
 	defer f.Close()
-	fileHash := sha256.New()
-	raw := io.TeeReader(f, fileHash)
-	zr, err := archive.NewDecompressor(raw)
-	if err != nil {
-		return fail(err)
+	sc := &packageScan{}
+	// One read of the file: the tarball's sha256 is taken from the bytes the
+	// decompressor reads (or, for a tarball kept in memory, from those bytes
+	// while they are decompressed), and checked once all have gone through.
+	var zr *archive.FramedReader
+	var digest func() (string, error)
+	if sc.data, err = readRetained(f, budget); err != nil {
+		return fail(fmt.Errorf("reading package tarball: %w", err))
+	}
+	if sc.data != nil {
+		sum := make(chan [sha256.Size]byte, 1)
+		go func() { sum <- sha256.Sum256(sc.data) }()
+		digest = sync.OnceValues(func() (string, error) {
+			s := <-sum
+			return hex.EncodeToString(s[:]), nil
+		})
+		zr = archive.NewFramedReaderBytes(sc.data)
+	} else {
+		fileHash := sha256.New()
+		raw := io.TeeReader(f, fileHash)
+		zr = archive.NewFramedReader(raw)
+		digest = sync.OnceValues(func() (string, error) {
+			zr.Close() // nothing reads raw behind our back any more
+			if _, err := io.Copy(io.Discard, raw); err != nil {
+				return "", err
+			}
+			return hex.EncodeToString(fileHash.Sum(nil)), nil
+		})
 	}
 	defer zr.Close()
 	rd := archive.NewReader(zr, archive.Policy{Prefix: prefix})
-	sc := &packageScan{}
 	// A tarball that is not what the caller expects is reported as such, even
 	// when it does not parse.
 	parseFail := fail
 	fail = func(err error) (*packageScan, error) {
 		if p.SHA256 != "" {
-			if _, cerr := io.Copy(io.Discard, raw); cerr == nil {
-				if got := hex.EncodeToString(fileHash.Sum(nil)); got != p.SHA256 {
-					return parseFail(fmt.Errorf("tarball sha256 %s, want %s", got, p.SHA256))
-				}
+			if got, derr := digest(); derr == nil && got != p.SHA256 {
+				return parseFail(fmt.Errorf("tarball sha256 %s, want %s", got, p.SHA256))
 			}
 		}
 		return parseFail(err)
@@ -316,7 +357,7 @@ func scanPackage(p Package, prefix string) (*packageScan, error) {
 			return fail(err)
 		}
 		types[e.Name] = e.Type
-		it := item{e: *e}
+		it := item{e: *e, off: zr.Offset()}
 		dir, base := path.Split(e.Name)
 		dir = strings.TrimSuffix(dir, "/")
 		switch e.Type {
@@ -355,13 +396,14 @@ func scanPackage(p Package, prefix string) (*packageScan, error) {
 	if _, err := io.Copy(io.Discard, zr); err != nil {
 		return fail(fmt.Errorf("reading past the archive's end: %w", err))
 	}
-	if _, err := io.Copy(io.Discard, raw); err != nil {
+	if sc.sha, err = digest(); err != nil {
 		return fail(fmt.Errorf("digesting package tarball: %w", err))
 	}
-	sc.sha = hex.EncodeToString(fileHash.Sum(nil))
 	if p.SHA256 != "" && sc.sha != p.SHA256 {
 		return fail(fmt.Errorf("tarball sha256 %s, want %s", sc.sha, p.SHA256))
 	}
+	sc.layout = newLayout(zr)
+	sc.layout.markCopies(sc.items)
 	return sc, nil
 }
 

@@ -507,7 +507,7 @@ func TestAssembleFileNamedByDigest(t *testing.T) {
 // bundle instead of slipping in unchecked content.
 func TestWritePlanNoticesChangedTarball(t *testing.T) {
 	p := testPackage(t, t.TempDir(), "a", hashA, nil, d("bin"), x("bin/a", "one"))
-	sc, err := scanPackage(p, "/opt/cluster")
+	sc, err := scanPackage(p, "/opt/cluster", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +515,7 @@ func TestWritePlanNoticesChangedTarball(t *testing.T) {
 	for i := range items {
 		items[i].src = 0
 	}
-	src := source{label: "package a", open: hashedPackageOpener(p.Tarball, "/opt/cluster"), rename: func(n string) string { return n }, sha: sc.sha}
+	src := source{label: "package a", sha: sc.sha, file: p.Tarball, layout: sc.layout}
 	if err := writePlan(io.Discard, items, []source{src}, 0); err != nil {
 		t.Fatalf("unchanged tarball: %v", err)
 	}

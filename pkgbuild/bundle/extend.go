@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -21,18 +22,55 @@ func bundleScope(name string) string {
 	return ""
 }
 
-func bundleOpener(file, prefix string) func() (*archive.Reader, io.Closer, error) {
-	return func() (*archive.Reader, io.Closer, error) {
-		f, err := os.Open(file)
-		if err != nil {
-			return nil, nil, fmt.Errorf("opening bundle: %w", err)
+// spooled is the base bundle: in memory when it fits the retain budget, else
+// in a temp file.
+type spooled struct {
+	data []byte
+	file *os.File
+}
+
+// spool keeps base in memory up to limit bytes, else in a temp file.
+func spool(base io.Reader, limit int64) (*spooled, error) {
+	var buf bytes.Buffer
+	if f, ok := base.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() <= limit {
+			buf.Grow(int(fi.Size()) + bytes.MinRead) // one allocation, no copies
 		}
-		zr, err := archive.NewDecompressor(f)
-		if err != nil {
-			f.Close()
-			return nil, nil, err
-		}
-		return archive.NewReader(zr, archive.Policy{Prefix: prefix, Scope: bundleScope}), closers{zr, f}, nil
+	}
+	n, err := io.Copy(&buf, io.LimitReader(base, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading base bundle: %w", err)
+	}
+	if n <= limit {
+		return &spooled{data: buf.Bytes()}, nil
+	}
+	tmp, err := os.CreateTemp("", "bundle-base-*.tar.zst")
+	if err != nil {
+		return nil, fmt.Errorf("spooling base bundle: %w", err)
+	}
+	sp := &spooled{file: tmp}
+	if _, err := io.Copy(tmp, io.MultiReader(&buf, base)); err != nil {
+		sp.Close()
+		return nil, fmt.Errorf("spooling base bundle: %w", err)
+	}
+	return sp, nil
+}
+
+// reader reads the spooled bundle from its start.
+func (sp *spooled) reader() (io.Reader, error) {
+	if sp.file == nil {
+		return bytes.NewReader(sp.data), nil
+	}
+	if _, err := sp.file.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("spooling base bundle: %w", err)
+	}
+	return sp.file, nil
+}
+
+func (sp *spooled) Close() {
+	if sp.file != nil {
+		sp.file.Close()
+		os.Remove(sp.file.Name())
 	}
 }
 
@@ -41,27 +79,29 @@ func bundleOpener(file, prefix string) func() (*archive.Reader, io.Closer, error
 // files of the base are kept), and writes a new manifest.json carrying configHash.
 // This is how the per-cluster bundle is made from the base bundle.
 func Extend(base io.Reader, out io.Writer, extra []File, configHash string) (*Manifest, error) {
-	tmp, err := os.CreateTemp("", "bundle-base-*.tar.zst")
+	return extend(base, out, extra, configHash, retainBudget)
+}
+
+// extend is Extend keeping a base bundle of up to spoolLimit bytes in memory.
+func extend(base io.Reader, out io.Writer, extra []File, configHash string, spoolLimit int64) (*Manifest, error) {
+	sp, err := spool(base, spoolLimit)
 	if err != nil {
-		return nil, fmt.Errorf("spooling base bundle: %w", err)
+		return nil, err
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if _, err := io.Copy(tmp, base); err != nil {
-		return nil, fmt.Errorf("spooling base bundle: %w", err)
-	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("spooling base bundle: %w", err)
-	}
-	bm, err := ReadManifest(tmp)
+	defer sp.Close()
+	r, err := sp.reader()
 	if err != nil {
-		return nil, fmt.Errorf("base bundle: %w", err)
+		return nil, err
 	}
-	open := bundleOpener(tmp.Name(), bm.Prefix)
-	items, err := scanBase(open)
+	bm, err := ReadManifest(r)
 	if err != nil {
 		return nil, fmt.Errorf("base bundle: %w", err)
 	}
+	sc, err := scanBase(sp, bm.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("base bundle: %w", err)
+	}
+	items := sc.items
 	if err := matchManifest(bm, items); err != nil {
 		return nil, fmt.Errorf("base bundle: %w", err)
 	}
@@ -99,29 +139,41 @@ func Extend(base io.Reader, out io.Writer, extra []File, configHash string) (*Ma
 		SourceDateEpoch: bm.SourceDateEpoch,
 		Packages:        bm.Packages,
 	}
-	src := source{label: "base bundle", open: open, rename: func(n string) string { return n }, drop: drop}
+	src := source{label: "base bundle", sha: sc.sha, layout: sc.layout, data: sp.data}
+	if sp.file != nil {
+		src.file = sp.file.Name()
+	}
 	return finishBundle(out, m, kept, []source{src})
 }
 
-// scanBase validates every entry of a bundle and digests its files. The
-// manifest.json entry is left out of the result.
-func scanBase(open func() (*archive.Reader, io.Closer, error)) ([]item, error) {
-	rd, c, err := open()
-	if err != nil {
-		return nil, err
+// scanBase validates every entry of a bundle, digests its files and learns
+// its frame layout (and the spool file's sha256). The manifest.json entry is
+// left out of the result.
+func scanBase(sp *spooled, prefix string) (*packageScan, error) {
+	var fr *archive.FramedReader
+	h := sha256.New()
+	if sp.file == nil {
+		fr = archive.NewFramedReaderBytes(sp.data)
+	} else {
+		r, err := sp.reader()
+		if err != nil {
+			return nil, err
+		}
+		fr = archive.NewFramedReader(io.TeeReader(r, h))
 	}
-	defer c.Close()
-	var items []item
+	defer fr.Close()
+	rd := archive.NewReader(fr, archive.Policy{Prefix: prefix, Scope: bundleScope})
+	sc := &packageScan{}
 	files := map[string]item{}
 	for {
 		e, err := rd.Next()
 		if err == io.EOF {
-			return items, nil
+			break
 		}
 		if err != nil {
 			return nil, err
 		}
-		it := item{e: *e}
+		it := item{e: *e, off: fr.Offset()}
 		switch e.Type {
 		case archive.TypeFile:
 			h := sha256.New()
@@ -142,8 +194,23 @@ func scanBase(open func() (*archive.Reader, io.Closer, error)) ([]item, error) {
 			}
 			continue
 		}
-		items = append(items, it)
+		sc.items = append(sc.items, it)
 	}
+	// The rest of the zstd stream (checksums are checked on the way).
+	if _, err := io.Copy(io.Discard, fr); err != nil {
+		return nil, fmt.Errorf("reading past the archive's end: %w", err)
+	}
+	fr.Close()
+	if sp.file != nil {
+		r := io.TeeReader(sp.file, h) // what the reader had not consumed
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return nil, fmt.Errorf("digesting base bundle: %w", err)
+		}
+		sc.sha = hex.EncodeToString(h.Sum(nil))
+	}
+	sc.layout = newLayout(fr)
+	sc.layout.markCopies(sc.items)
+	return sc, nil
 }
 
 // matchManifest checks that the manifest describes exactly the scanned entries.

@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
-	"os"
 	"sort"
 
 	"imagebuilder/pkgbuild/archive"
@@ -24,60 +22,26 @@ type item struct {
 	// links to.
 	sha  string
 	size int64
+	// off is where a file's content starts in its source's decompressed
+	// stream; frames, when not empty, is the run of the source's frames that
+	// holds exactly that content (padded to the tar block).
+	off    int64
+	frames [2]int
 }
 
-// source is a tar.zst stream whose entries are copied into the bundle.
+// source is a tar.zst file (a package tarball, or the base bundle of
+// Extend) whose entries are copied into the bundle: the second pass reads it
+// with a cursor, by the offsets and frame layout the first pass recorded, and
+// checks the file's digest (sha, as the first pass saw it) instead of every
+// entry's content.
 type source struct {
-	label string
-	open  func() (*archive.Reader, io.Closer, error)
-	// rename maps a source entry name to its bundle path.
-	rename func(string) string
-	// drop lists bundle paths of source entries that are left out.
-	drop map[string]bool
-	// sha, when set, is the sha256 of the whole source file as the first pass
-	// saw it: open must then return a *hashedFile closer, and the second pass
-	// checks the file's digest instead of every entry's content.
-	sha string
-}
-
-// hashedFile is an open zstd file whose raw bytes are digested as they are
-// decompressed.
-type hashedFile struct {
-	f   *os.File
-	raw io.Reader
-	zr  io.ReadCloser
-	h   hash.Hash
-}
-
-func openHashed(file string) (*hashedFile, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	h := sha256.New()
-	raw := io.TeeReader(f, h)
-	zr, err := archive.NewDecompressor(raw)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &hashedFile{f: f, raw: raw, zr: zr, h: h}, nil
-}
-
-// sum reads the rest of the stream and the file and returns the file's sha256.
-func (hf *hashedFile) sum() (string, error) {
-	if _, err := io.Copy(io.Discard, hf.zr); err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(io.Discard, hf.raw); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(hf.h.Sum(nil)), nil
-}
-
-func (hf *hashedFile) Close() error {
-	hf.zr.Close()
-	return hf.f.Close()
+	label  string
+	file   string
+	layout *layout
+	sha    string
+	// data, when set, is the whole tarball as the first pass read it: the
+	// second pass does not read the file again.
+	data []byte
 }
 
 func genFile(name string, mode fs.FileMode, data []byte) item {
@@ -127,83 +91,60 @@ func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err er
 	if err != nil {
 		return err
 	}
-	tw := archive.NewWriter(zw, mtime)
-	cur, done := -1, map[int]bool{}
-	var rd *archive.Reader
-	var closer io.Closer
 	defer func() {
-		if closer != nil {
-			closer.Close()
+		if err != nil {
+			zw.Abort()
+		}
+	}()
+	tw := archive.NewFramedWriter(zw, mtime)
+	cur, done := -1, map[int]bool{}
+	var cs *cursor
+	defer func() {
+		if cs != nil {
+			cs.Close()
 		}
 	}()
 	finish := func() error {
-		if cur < 0 {
+		if cs == nil {
 			return nil
 		}
-		for {
-			e, err := rd.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", sources[cur].label, err)
-			}
-			if name := sources[cur].rename(e.Name); !sources[cur].drop[name] {
-				return fmt.Errorf("%s: entry %q changed since it was first read", sources[cur].label, e.Name)
-			}
-		}
-		if want := sources[cur].sha; want != "" {
-			hf, ok := closer.(*hashedFile)
-			if !ok {
-				return fmt.Errorf("internal error: %s opened without a digest", sources[cur].label)
-			}
-			got, err := hf.sum()
-			if err != nil {
-				return fmt.Errorf("%s: %w", sources[cur].label, err)
-			}
-			if got != want {
-				return fmt.Errorf("%s: changed since it was first read (sha256 %s, was %s)", sources[cur].label, got, want)
-			}
+		if err := cs.finish(sources[cur].sha); err != nil {
+			return err
 		}
 		done[cur] = true
-		err := closer.Close()
-		closer, cur = nil, -1
+		err := cs.Close()
+		cs, cur = nil, -1
 		return err
 	}
 	for _, it := range items {
-		var content io.Reader
-		var h hash.Hash
 		if it.src < 0 {
-			content = bytes.NewReader(it.data)
-		} else {
-			if it.src != cur {
-				if err := finish(); err != nil {
-					return err
-				}
-				if done[it.src] {
-					return fmt.Errorf("internal error: %s read twice", sources[it.src].label)
-				}
-				cur = it.src
-				if rd, closer, err = sources[cur].open(); err != nil {
-					return err
-				}
+			if err := tw.Add(it.e, bytes.NewReader(it.data)); err != nil {
+				return fmt.Errorf("writing bundle: %w", err)
 			}
-			if err := nextFrom(rd, sources[cur], it); err != nil {
+			continue
+		}
+		if it.src != cur {
+			if err := finish(); err != nil {
 				return err
 			}
-			content = rd
-			if sources[cur].sha == "" {
-				h = sha256.New()
-				content = io.TeeReader(rd, h)
+			if done[it.src] {
+				return fmt.Errorf("internal error: %s read twice", sources[it.src].label)
 			}
+			if cs, err = openCursor(sources[it.src]); err != nil {
+				return err
+			}
+			cur = it.src
 		}
-		if err := tw.Add(it.e, content); err != nil {
+		switch {
+		case it.copies():
+			err = tw.AddFrames(it.e, func(fw archive.FrameWriter) error { return cs.copyFrames(it, fw) })
+		case it.e.Type == archive.TypeFile:
+			err = tw.Add(it.e, cs.content(it.off, it.e.Size))
+		default:
+			err = tw.Add(it.e, nil)
+		}
+		if err != nil {
 			return fmt.Errorf("writing bundle: %w", err)
-		}
-		if h != nil && it.e.Type == archive.TypeFile {
-			if got := hex.EncodeToString(h.Sum(nil)); got != it.sha {
-				return fmt.Errorf("%s: content of %q changed since it was first read", sources[cur].label, it.e.Name)
-			}
 		}
 	}
 	if err := finish(); err != nil {
@@ -216,25 +157,4 @@ func writePlan(w io.Writer, items []item, sources []source, mtime int64) (err er
 		return fmt.Errorf("finishing zstd stream: %w", err)
 	}
 	return nil
-}
-
-// nextFrom advances rd to the entry that becomes it, skipping dropped entries.
-func nextFrom(rd *archive.Reader, src source, it item) error {
-	for {
-		e, err := rd.Next()
-		if err == io.EOF {
-			return fmt.Errorf("%s: ended before %q", src.label, it.e.Name)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", src.label, err)
-		}
-		name := src.rename(e.Name)
-		if src.drop[name] {
-			continue
-		}
-		if name != it.e.Name || e.Type != it.e.Type || e.Size != it.e.Size {
-			return fmt.Errorf("%s: entry %q changed since it was first read", src.label, e.Name)
-		}
-		return nil
-	}
 }

@@ -15,7 +15,14 @@
 // A pull checks everything it is given: the manifest's media and artifact
 // types, the config and tarball digests (as they stream), the metadata's id,
 // and that the tarball digest is the one the metadata names. Anything else is
-// an error, which the builder treats as a miss (it builds instead).
+// an error, which the builder treats as a miss (it builds instead). A blob
+// whose bytes do not match its digest (corrupted in the registry) gives
+// ErrCorrupt; after building, the builder calls Repair, which uploads the
+// good blobs again even though the registry says it has them, and reads the
+// tarball back to check. Registries that keep the first copy of a digest
+// (the CNCF distribution registry does, even after a blob DELETE) still
+// serve the bad bytes: Repair then says so, naming the blob to remove from
+// the registry's storage; once it is gone, the next push restores the entry.
 package ocicache
 
 import (
@@ -28,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -55,11 +63,15 @@ const maxMetadata = 1 << 20
 // ErrNotFound marks a package the registry does not have.
 var ErrNotFound = errors.New("not in the remote cache")
 
+// ErrCorrupt marks a blob whose bytes do not match its digest.
+var ErrCorrupt = errors.New("corrupted in the remote cache")
+
 // Cache is one repository of an OCI registry.
 type Cache struct {
-	repo name.Repository
-	opts []remote.Option
-	url  string
+	repo      name.Repository
+	opts      []remote.Option
+	transport http.RoundTripper
+	url       string
 }
 
 // tagRE is what an OCI tag may be; package ids are <name>--<32 hex>.
@@ -81,10 +93,12 @@ func Open(rawURL string, client *http.Client) (*Cache, error) {
 		return nil, fmt.Errorf("remote cache %q: %w", rawURL, err)
 	}
 	opts := []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	rt := remote.DefaultTransport
 	if client != nil && client.Transport != nil {
 		opts = append(opts, remote.WithTransport(client.Transport))
+		rt = client.Transport
 	}
-	return &Cache{repo: repo, opts: opts, url: rawURL}, nil
+	return &Cache{repo: repo, opts: opts, transport: rt, url: rawURL}, nil
 }
 
 // String is the cache's URL.
@@ -161,32 +175,63 @@ func (c *Cache) Pull(ctx context.Context, id string, w io.Writer) (*Entry, error
 	return &Entry{Metadata: meta.Bytes(), TarballSHA256: md.TarballSHA256, Size: layer.Size}, nil
 }
 
-// blob streams the blob of d into w and checks its size and sha256.
+// blob streams the blob of d into w and checks its size and sha256: a blob
+// the registry serves whole with other bytes is ErrCorrupt. (The blob is
+// read with a plain GET, not go-containerregistry's verifying reader, to
+// tell a corrupted blob from a failed transfer.)
 func (c *Cache) blob(ctx context.Context, d v1.Descriptor, w io.Writer) error {
 	if d.Digest.Algorithm != "sha256" {
 		return fmt.Errorf("digest %s: only sha256 is accepted", d.Digest)
 	}
-	l, err := remote.Layer(c.repo.Digest(d.Digest.String()), c.options(ctx)...)
+	client, err := c.client(ctx, transport.PullScope)
 	if err != nil {
 		return err
 	}
-	rc, err := l.Compressed()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint("blobs/"+d.Digest.String()).String(), nil)
 	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
 		if isNotFound(err) {
 			return fmt.Errorf("blob %s: %w", d.Digest, ErrNotFound)
 		}
-		return err
+		return fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
-	defer rc.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(rc, d.Size+1))
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(resp.Body, d.Size+1))
 	if err != nil {
 		return fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Hex || n != d.Size {
-		return fmt.Errorf("blob %s: got %d bytes with sha256:%s, want %d bytes", d.Digest, n, got, d.Size)
+		return fmt.Errorf("blob %s: got %d bytes with sha256:%s, want %d bytes: %w", d.Digest, n, got, d.Size, ErrCorrupt)
 	}
 	return nil
+}
+
+// client is an HTTP client authorised for scope (transport.PullScope or
+// PushScope) on the cache's repository.
+func (c *Cache) client(ctx context.Context, scope string) (*http.Client, error) {
+	reg := c.repo.Registry
+	auth, err := authn.DefaultKeychain.Resolve(reg)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := transport.NewWithContext(ctx, reg, auth, c.transport, []string{c.repo.Scope(scope)})
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: rt}, nil
+}
+
+// endpoint is the URL of /v2/<repository>/<rest>.
+func (c *Cache) endpoint(rest string) *url.URL {
+	reg := c.repo.Registry
+	return &url.URL{Scheme: reg.Scheme(), Host: reg.RegistryStr(), Path: "/v2/" + c.repo.RepositoryStr() + "/" + rest}
 }
 
 // Has reports whether the registry holds a manifest tagged id.

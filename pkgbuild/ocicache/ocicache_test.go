@@ -74,10 +74,29 @@ func TestPushPull(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := c.Pull(ctx, id, &bytes.Buffer{})
-		if err == nil || errors.Is(err, ErrNotFound) {
-			t.Fatalf("got %v, want a digest error", err)
+		if !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
+			t.Fatalf("got %v, want a digest error (ErrCorrupt)", err)
 		}
 		t.Log(err)
+		// Uploading the good blob again does not replace the registry's
+		// copy (the distribution registry keeps the first copy of a
+		// digest); Repair reads the blob back and says which to delete.
+		err = c.Repair(ctx, id, meta, file, sum(tarball))
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "sha256:"+sum(tarball)) || !strings.Contains(err.Error(), "blobs/sha256/"+sum(tarball)[:2]+"/"+sum(tarball)) {
+			t.Fatalf("repair with the bad copy in place: %v", err)
+		}
+		t.Log(err)
+		// Once the bad copy is gone, Repair restores the entry.
+		if err := os.RemoveAll(filepath.Dir(data)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Repair(ctx, id, meta, file, sum(tarball)); err != nil {
+			t.Fatalf("repair after the bad copy was removed: %v", err)
+		}
+		var got bytes.Buffer
+		if _, err := c.Pull(ctx, id, &got); err != nil || !bytes.Equal(got.Bytes(), tarball) {
+			t.Fatalf("pull after repair: %v (%d bytes)", err, got.Len())
+		}
 	})
 	t.Run("bad urls", func(t *testing.T) {
 		for _, u := range []string{"http://127.0.0.1/x", "oci://127.0.0.1:5000", "oci://127.0.0.1:5000/UPPER"} {

@@ -19,6 +19,14 @@ import (
 // the image's own symlinks (lib -> usr/lib) as the booted host will.
 var how = unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 
+// syncEvery is how many overlay entries are applied between two syncs of
+// the root. A sync writes the dirty data (allocating its blocks) and forces
+// the log at points that depend on the overlay only; without them, XFS
+// pushes its log in the background when it holds enough, and which
+// transactions land in which checkpoint (and so the LSNs stamped on the
+// metadata) would depend on timing.
+const syncEvery = 64
+
 // applyOverlay extracts the tar on /dev/vdb into root.
 func applyOverlay(root *os.File) error {
 	dev, err := os.Open("/dev/vdb")
@@ -27,6 +35,10 @@ func applyOverlay(root *os.File) error {
 	}
 	defer dev.Close()
 	rootfd := int(root.Fd())
+	bin, err := openTrash(rootfd)
+	if err != nil {
+		return err
+	}
 	tr := tar.NewReader(dev)
 	n := 0
 	for {
@@ -37,13 +49,24 @@ func applyOverlay(root *os.File) error {
 		if err != nil {
 			return fmt.Errorf("reading the overlay: %w", err)
 		}
-		if err := extract(rootfd, hdr, tr); err != nil {
+		if err := extract(rootfd, bin, hdr, tr); err != nil {
 			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 		}
 		n++
+		if n%syncEvery == 0 {
+			if err := unix.Syncfs(rootfd); err != nil {
+				return fmt.Errorf("syncing the root: %w", err)
+			}
+		}
+	}
+	if err := unix.Syncfs(rootfd); err != nil {
+		return fmt.Errorf("syncing the root: %w", err)
 	}
 	fmt.Printf("appliance: %d overlay entries applied\n", n)
-	return relabel(rootfd)
+	if err := relabel(rootfd); err != nil {
+		return err
+	}
+	return bin.empty(rootfd)
 }
 
 func checkName(name string) (string, error) {
@@ -79,13 +102,20 @@ func openDir(rootfd int, rel string) (int, error) {
 	return unix.Openat2(rootfd, rel, &how)
 }
 
-func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
+func extract(rootfd int, bin *trash, hdr *tar.Header, r io.Reader) error {
 	name, err := checkName(hdr.Name)
 	if err != nil {
 		return err
 	}
 	if name == "." {
 		return nil // the root keeps the vendor's metadata
+	}
+	victim, err := whiteout(name)
+	if err != nil {
+		return err
+	}
+	if victim != "" {
+		return bin.remove(rootfd, victim)
 	}
 	pfd, err := openDir(rootfd, path.Dir(name))
 	if err != nil {
@@ -105,7 +135,7 @@ func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
 		}
 		return setMeta(pfd, base, hdr, mode)
 	case tar.TypeReg:
-		if err := unlinkNonDir(pfd, base); err != nil {
+		if err := bin.put(pfd, base, false); err != nil {
 			return err
 		}
 		fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -131,7 +161,7 @@ func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
 		if hdr.Linkname == "" {
 			return errors.New("empty symlink target")
 		}
-		if err := unlinkNonDir(pfd, base); err != nil {
+		if err := bin.put(pfd, base, false); err != nil {
 			return err
 		}
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
@@ -148,13 +178,13 @@ func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
 			return fmt.Errorf("hardlink target %q: %w", hdr.Linkname, err)
 		}
 		defer unix.Close(tfd)
-		if err := unlinkNonDir(pfd, base); err != nil {
+		if err := bin.put(pfd, base, false); err != nil {
 			return err
 		}
 		return unix.Linkat(tfd, "", pfd, base, unix.AT_EMPTY_PATH)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
-		if err := unlinkNonDir(pfd, base); err != nil {
+		if err := bin.put(pfd, base, false); err != nil {
 			return err
 		}
 		if err := unix.Mknodat(pfd, base, kind|0o600, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
@@ -163,17 +193,6 @@ func extract(rootfd int, hdr *tar.Header, r io.Reader) error {
 		return setMeta(pfd, base, hdr, mode)
 	}
 	return fmt.Errorf("unsupported entry type %q", hdr.Typeflag)
-}
-
-func unlinkNonDir(pfd int, base string) error {
-	err := unix.Unlinkat(pfd, base, 0)
-	if err == nil || errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if errors.Is(err, unix.EISDIR) {
-		return errors.New("would replace a directory of the image")
-	}
-	return err
 }
 
 func setMeta(pfd int, base string, hdr *tar.Header, mode uint32) error {

@@ -1,11 +1,13 @@
-// Command appliance is the /init of the in-place appliance VM: it mounts
-// the disk image's root (XFS or ext4, found on /dev/vda's partitions),
-// extracts the overlay tar from /dev/vdb onto it without ever leaving the
-// root, asks for an SELinux relabel when the image enforces SELinux, and
-// powers off. With ib.mode=list on the kernel command line it prints the
-// root's entries instead (for tests). With ib.hygiene=1 it also resets the
-// machine identity and drops host keys, logs and caches (hygiene.go) and
-// prints the root's os-release as IBOSRELEASE lines. It prints one final line,
+// Command appliance is the /init of the in-place appliance VM: it finds
+// the disk image's root — XFS or ext4 on a partition of /dev/vda or on an
+// LVM2 logical volume it maps with device-mapper (root.go, lvm.go, dm.go) —
+// mounts it, extracts the overlay tar from /dev/vdb onto it without ever
+// leaving the root (whiteout entries remove paths: whiteout.go), asks for
+// an SELinux relabel when the image enforces SELinux, and powers off.
+// ib.mode=skeleton mounts the root read-only and writes its skeleton to
+// /dev/vdb instead (skeleton.go: what the build machine needs to run the
+// distro fixups); ib.mode=list prints the root's entries (for tests);
+// ib.root=VG/LV or ib.root=vdaN picks the root. It prints one final line,
 // "IMAGEBUILDER-APPLIANCE: OK" or "IMAGEBUILDER-APPLIANCE: FAILED: why".
 package main
 
@@ -54,34 +56,62 @@ func run() error {
 		return err
 	}
 	cmdline, _ := os.ReadFile("/proc/cmdline")
-	list := strings.Contains(string(cmdline), "ib.mode=list")
-	clean := strings.Contains(string(cmdline), "ib.hygiene=1")
+	mode := param(string(cmdline), "ib.mode")
+	if mode != "" && mode != "list" && mode != "skeleton" {
+		return fmt.Errorf("ib.mode=%s: list or skeleton", mode)
+	}
+	if mode == "" {
+		quietWriteback()
+	}
 	if err := waitFor("/sys/class/block/vda", 30*time.Second); err != nil {
 		return err
 	}
-	root, dev, err := mountRoot("/mnt")
+	root, dev, unmount, err := mountRoot("/mnt", param(string(cmdline), "ib.root"), mode != "")
 	if err != nil {
 		return err
 	}
 	fmt.Printf("appliance: root file system %s mounted\n", dev)
-	if list {
+	switch mode {
+	case "list":
 		err = listTree(root)
-	} else {
+	case "skeleton":
+		err = writeSkeleton("/mnt")
+	default:
 		err = applyOverlay(root)
-		if err == nil && clean {
-			err = hygiene(int(root.Fd()))
-		}
 	}
 	root.Close()
-	if err != nil {
-		unix.Unmount("/mnt", 0)
-		return err
+	if uerr := unmount(); err == nil {
+		err = uerr
 	}
-	unix.Sync()
-	if err := unix.Unmount("/mnt", 0); err != nil {
-		return fmt.Errorf("unmounting %s: %w", dev, err)
+	return err
+}
+
+// quietWriteback keeps the kernel from writing back dirty data or pushing
+// the XFS log on timers while the overlay is applied, so block allocation
+// and log traffic depend on the operations only (data and log are written
+// at the syncs applyOverlay makes every syncEvery entries, and at unmount).
+func quietWriteback() {
+	for p, v := range map[string]string{
+		"/proc/sys/vm/dirty_writeback_centisecs": "0",
+		"/proc/sys/vm/dirty_expire_centisecs":    "360000",
+		"/proc/sys/vm/dirty_background_ratio":    "90",
+		"/proc/sys/vm/dirty_ratio":               "90",
+		"/proc/sys/fs/xfs/xfssyncd_centisecs":    "720000",
+	} {
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			fmt.Printf("appliance: %s: %v\n", p, err)
+		}
 	}
-	return nil
+}
+
+// param returns the value of key=value on the kernel command line.
+func param(cmdline, key string) string {
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // loadModules loads the kernel modules listed (in order) in file.
@@ -115,35 +145,4 @@ func waitFor(p string, d time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// mountRoot mounts the first partition of /dev/vda (or the whole disk)
-// that holds an XFS or ext4 file system with an os-release.
-func mountRoot(at string) (*os.File, string, error) {
-	os.MkdirAll(at, 0o755)
-	var devs []string
-	entries, _ := os.ReadDir("/sys/class/block/vda")
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "vda") {
-			devs = append(devs, "/dev/"+e.Name())
-		}
-	}
-	devs = append(devs, "/dev/vda")
-	var tried []string
-	for _, dev := range devs {
-		for _, fs := range []string{"xfs", "ext4"} {
-			if err := unix.Mount(dev, at, fs, 0, ""); err != nil {
-				continue
-			}
-			for _, osr := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-				if _, err := os.Lstat(at + osr); err == nil {
-					f, err := os.Open(at)
-					return f, dev + " (" + fs + ")", err
-				}
-			}
-			unix.Unmount(at, 0)
-			tried = append(tried, dev+" ("+fs+", no os-release)")
-		}
-	}
-	return nil, "", fmt.Errorf("no XFS or ext4 root with an os-release on %s (tried %s)", strings.Join(devs, ", "), strings.Join(tried, ", "))
 }
