@@ -258,7 +258,7 @@ func notes(p *prepared, o options) []string {
 	n := []string{
 		"the machine is shared: other engineers' builds and QEMU boots run concurrently, so absolute figures are noisy; ratios are per round",
 		"QEMU runs TCG here (KVM does not work): libguestfs' appliance and Packer's VM are emulated, which inflates both",
-		"imagebuilder writes raw + qcow2 and SHA-256 of inputs and outputs; the shell baseline writes raw + qcow2 without checksums",
+		"imagebuilder writes the qcow2 (its raw disk is scratch) with SHA-256 of the output, the bundle and every partition; the shell baseline writes raw + qcow2 without checksums",
 		"before each run the bench syncs (untimed) so one way's dirty pages do not slow the next; after it, the way's outputs are fsynced (timed): every way ends with durable images, as imagebuilder's own are",
 		"the libguestfs way starts from a qcow2 of the base (shell.sh without the bundle: fixups and hygiene done), made once and cached; copying it is measured",
 		"the Packer way starts from a qcow2 of the base plus openssh-server (host keys kept, a bench key authorized for root), made once and cached; its guest uses restrict=on user networking with one hostfwd to sshd (set through qemuargs)",
