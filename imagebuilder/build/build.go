@@ -388,21 +388,23 @@ func runLayered(ctx context.Context, log *slog.Logger, o Options, res *Result, t
 		})
 		add("base layer", func() error {
 			lower = maps.Clone(tree.Entries)
-			if lay != nil {
-				if p := lay.SameEntries(tree.Entries); p == "" {
-					return nil
-				} else {
-					log.Warn("cached base layer differs from the staged base; making it again", "dir", lay.Dir, "path", p)
-				}
-			}
 			dir := filepath.Join(stage, "layer")
 			if !o.NoCache {
 				dir = layerDir(cache, key)
-				if err := os.RemoveAll(dir); err != nil {
-					return err
-				}
 				defer pruneLayers(log, cache, keepLayers)
 			}
+			if lay != nil {
+				p := lay.SameEntries(tree.Entries)
+				if p == "" {
+					return nil
+				}
+				log.Warn("cached base layer differs from the staged base; making it again", "dir", lay.Dir, "path", p)
+				if err := os.RemoveAll(lay.Dir); err != nil {
+					return err
+				}
+			}
+			// Another build may be making the same layer: BuildLayer then
+			// returns the one that landed first.
 			var err error
 			lay, err = disk.BuildLayer(ctx, log, tree, dir, disk.LayerOptions{
 				Key: key, Seed: res.BaseSHA256, SourceDateEpoch: o.SourceDateEpoch, Tools: disk.DefaultTools(),
