@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"imagebuilder/overlay"
+
+	"imagebuilder/pkgbuild/atomicfile"
 )
 
 // layerFormat is the version of a layer folder's layout and of the way the
@@ -157,7 +158,7 @@ func BuildLayer(ctx context.Context, log *slog.Logger, tree *overlay.Tree, dir s
 		return nil, fmt.Errorf("base layer: %w", err)
 	}
 	for _, c := range []struct{ src, dst string }{{k.Linux, layerLinuxFile}, {k.Initrd, layerInitrdFile}} {
-		if err := copyFile(filepath.Join(tree.Root, filepath.FromSlash(c.src)), filepath.Join(tmp, c.dst)); err != nil {
+		if err := atomicfile.Copy(filepath.Join(tree.Root, filepath.FromSlash(c.src)), filepath.Join(tmp, c.dst), 0o644); err != nil {
 			return nil, fmt.Errorf("base layer: %w", err)
 		}
 	}
@@ -268,23 +269,6 @@ func sameEntry(a, b *overlay.Entry) bool {
 		}
 	}
 	return true
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // syncTree fsyncs the files of a folder, then the folder.

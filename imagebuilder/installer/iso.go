@@ -104,7 +104,7 @@ func WriteISO(ctx context.Context, out string, o ISOOptions) error {
 			return err
 		}
 	}
-	if err := copyFile(filepath.Join(o.Tree.Root, filepath.FromSlash(o.Kernel.Linux)), filepath.Join(ws, isoKernel)); err != nil {
+	if err := atomicfile.Copy(filepath.Join(o.Tree.Root, filepath.FromSlash(o.Kernel.Linux)), filepath.Join(ws, isoKernel), 0o644); err != nil {
 		return fmt.Errorf("iso kernel: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(ws, isoMarker), []byte("imagebuilder installer\n"), 0o644); err != nil {
@@ -514,21 +514,4 @@ func fixDirDates(f *os.File, lba, size uint32, t time.Time, depth int) error {
 	}
 	_, err := f.WriteAt(buf, int64(lba)*2048)
 	return err
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

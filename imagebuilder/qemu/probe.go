@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"imagebuilder/pkgbuild/atomicfile"
 )
 
 // DefaultProbeTimeout bounds ProbeKVM. Under working KVM the firmware
@@ -46,7 +48,7 @@ func ProbeKVM(ctx context.Context, cfg Config, timeout time.Duration) error {
 	}
 	defer os.RemoveAll(dir)
 	vars := filepath.Join(dir, "vars.fd")
-	if err := copyFile(cfg.Firmware.Vars, vars); err != nil {
+	if err := atomicfile.Copy(cfg.Firmware.Vars, vars, 0o644); err != nil {
 		return fmt.Errorf("firmware variables: %w (apt-get install ovmf)", err)
 	}
 	console := filepath.Join(dir, "console.log")

@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
+
+	"imagebuilder/pkgbuild/atomicfile"
 )
 
 // VM is a running QEMU process.
@@ -110,7 +111,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	vars := filepath.Join(v.workDir, "OVMF_VARS.fd")
 	if cfg.Firmware.BIOS {
 		vars = ""
-	} else if err := copyFile(cfg.Firmware.Vars, vars); err != nil {
+	} else if err := atomicfile.Copy(cfg.Firmware.Vars, vars, 0o644); err != nil {
 		return nil, fmt.Errorf("copying firmware variables: %w", err)
 	}
 	format := cfg.Format
@@ -250,23 +251,6 @@ func (v *VM) cleanup() {
 	for _, d := range v.extraDirs {
 		os.RemoveAll(d)
 	}
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func tailString(s string, n int) string {

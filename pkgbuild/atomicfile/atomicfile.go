@@ -47,6 +47,19 @@ func WriteFile(path string, data []byte, mode fs.FileMode) error {
 	})
 }
 
+// Copy copies the file at src to dst atomically with the given mode.
+func Copy(src, dst string, mode fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return Write(dst, mode, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
+}
+
 // SyncDir fsyncs a folder, so a rename in it survives a power cut.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
