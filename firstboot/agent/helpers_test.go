@@ -115,6 +115,10 @@ type fakeSystemd struct {
 	mu      sync.Mutex
 	started []string
 	err     error
+	// offline keeps network-online.target inactive; asked records the
+	// units IsActive was asked about.
+	offline bool
+	asked   []string
 }
 
 var _ Systemd = (*fakeSystemd)(nil)
@@ -127,6 +131,15 @@ func (f *fakeSystemd) StartNoBlock(_ context.Context, unit string) error {
 	}
 	f.started = append(f.started, unit)
 	return nil
+}
+
+// IsActive answers for network-online.target only: active unless
+// offline is set.
+func (f *fakeSystemd) IsActive(_ context.Context, unit string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, unit)
+	return unit == "network-online.target" && !f.offline, nil
 }
 
 func (f *fakeSystemd) units() []string {
