@@ -97,6 +97,8 @@ type Systemd interface {
 	// StartNoBlock enqueues a start job for unit and returns without
 	// waiting for it ("systemctl start --no-block").
 	StartNoBlock(ctx context.Context, unit string) error
+	// Start starts unit and waits for the job ("systemctl start").
+	Start(ctx context.Context, unit string) error
 	// IsActive reports whether unit is active ("systemctl is-active");
 	// an error means systemd could not say.
 	IsActive(ctx context.Context, unit string) (bool, error)

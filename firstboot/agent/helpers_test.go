@@ -119,6 +119,8 @@ type fakeSystemd struct {
 	// units IsActive was asked about.
 	offline bool
 	asked   []string
+	// waited records the units Start waited for.
+	waited []string
 }
 
 var _ Systemd = (*fakeSystemd)(nil)
@@ -130,6 +132,14 @@ func (f *fakeSystemd) StartNoBlock(_ context.Context, unit string) error {
 		return f.err
 	}
 	f.started = append(f.started, unit)
+	return nil
+}
+
+// Start records a blocking start (the network wait's fallback).
+func (f *fakeSystemd) Start(_ context.Context, unit string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.waited = append(f.waited, unit)
 	return nil
 }
 

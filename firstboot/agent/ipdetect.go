@@ -15,10 +15,11 @@ import (
 	"time"
 )
 
-// IPDetect runs the cluster's ip-detect script until it prints one IP that
-// is assigned to a local interface (retrying with IPDetectRetry), refuses an
-// IP that differs from the one the host joined with, and writes
-// /run/cluster/ip.env.
+// IPDetect waits until the links are configured for the masters' address
+// family (waitNetwork), runs the cluster's ip-detect script until it prints
+// one IP that is assigned to a local interface (retrying with
+// IPDetectRetry), refuses an IP that differs from the one the host joined
+// with, and writes /run/cluster/ip.env.
 func (a *Agent) IPDetect(ctx context.Context) error {
 	cfg, err := a.loadConfig()
 	if err != nil {
@@ -27,6 +28,7 @@ func (a *Agent) IPDetect(ctx context.Context) error {
 	if cfg, err = a.ipDetectOverride(cfg); err != nil {
 		return err
 	}
+	a.waitNetwork(ctx, cfg)
 	ip, err := a.detectIP(ctx, cfg)
 	if err != nil {
 		return err

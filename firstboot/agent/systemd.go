@@ -40,6 +40,16 @@ func (s Systemctl) path() string {
 	return s.Path
 }
 
+// Start runs "systemctl start UNIT", which returns once the start job is
+// done.
+func (s Systemctl) Start(ctx context.Context, unit string) error {
+	out, err := exec.CommandContext(ctx, s.path(), "start", unit).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("systemctl start %s: %w: %s", unit, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 // StartNoBlock runs "systemctl start --no-block UNIT".
 func (s Systemctl) StartNoBlock(ctx context.Context, unit string) error {
 	out, err := exec.CommandContext(ctx, s.path(), "start", "--no-block", unit).CombinedOutput()
