@@ -63,3 +63,18 @@ func TestSystemctlIsActive(t *testing.T) {
 		})
 	}
 }
+
+func TestSystemctlStart(t *testing.T) {
+	bin := script(t, filepath.Join(t.TempDir(), "systemctl"), `echo "$@" > "$0.args"`)
+	if err := (Systemctl{Path: bin}).Start(context.Background(), "network-online.target"); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if args, _ := os.ReadFile(bin + ".args"); strings.TrimSpace(string(args)) != "start network-online.target" {
+		t.Errorf("systemctl called with %q", args)
+	}
+	bad := script(t, filepath.Join(t.TempDir(), "systemctl"), `echo "Job failed." >&2; exit 1`)
+	err := (Systemctl{Path: bad}).Start(context.Background(), "network-online.target")
+	if err == nil || err.Error() != "systemctl start network-online.target: exit status 1: Job failed." {
+		t.Errorf("Start with a failing systemctl = %v", err)
+	}
+}
