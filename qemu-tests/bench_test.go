@@ -3,8 +3,10 @@ package qemutests
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,9 +25,9 @@ const firstbootBudget = 2.0
 // ours runs) — and boots, IMAGEBUILDER_BENCH_RUNS times (default 3), two
 // plain hosts at once, then a master and an agent at once. It prints the
 // seconds from QEMU start to multi-user.target and to the joined line side
-// by side (median, min, max) and whether firstboot stays within 2 s of a
-// plain boot. IMAGEBUILDER_BENCH_OUT, when set, receives the report as
-// JSON.
+// by side (median, min, max), every run, and whether firstboot stays within
+// 2 s of a plain boot for both roles. IMAGEBUILDER_BENCH_OUT, when set,
+// receives the report as JSON.
 func BenchmarkBootToJoined(b *testing.B) {
 	runs := 3
 	if v := os.Getenv("IMAGEBUILDER_BENCH_RUNS"); v != "" {
@@ -47,30 +49,67 @@ func BenchmarkBootToJoined(b *testing.B) {
 		}
 		var tbl strings.Builder
 		rep.WriteTable(&tbl)
-		met := rep.Overhead() < firstbootBudget
+		agent := agentOverhead(rep)
+		fmt.Fprintf(&tbl, "the agent's join adds %.1f s (agent joined - the same run's plain multi-user, median of runs)\n", agent.Median)
+		for i, r := range rep.Runs {
+			fmt.Fprintf(&tbl, "run %d: plain %v, master multi-user %.1f joined %.1f, agent multi-user %.1f joined %.1f\n",
+				i+1, r.Plain, r.MasterBoot, r.MasterJoined, r.AgentBoot, r.AgentJoined)
+		}
+		met := rep.Overhead() < firstbootBudget && agent.Median < firstbootBudget
 		verdict := "target met"
 		if !met {
 			verdict = "target NOT met"
 		}
-		b.Logf("\n%s%s: under %.0f s\n", tbl.String(), verdict, firstbootBudget)
+		b.Logf("\n%s%s: under %.0f s for both roles\n", tbl.String(), verdict, firstbootBudget)
 		b.ReportMetric(rep.Column("plain").Median, "plain-s")
 		b.ReportMetric(rep.Column("master joined").Median, "master-joined-s")
 		b.ReportMetric(rep.Column("agent joined").Median, "agent-joined-s")
 		b.ReportMetric(rep.Overhead(), "overhead-s")
+		b.ReportMetric(agent.Median, "agent-overhead-s")
 		b.ReportMetric(rep.AfterBoot(), "join-after-boot-s")
 		if out := os.Getenv("IMAGEBUILDER_BENCH_OUT"); out != "" {
 			data, _ := json.MarshalIndent(struct {
 				*boottest.BenchReport
-				OverheadSeconds  float64 `json:"overhead_seconds"`
-				AfterBootSeconds float64 `json:"join_after_boot_seconds"`
-				TargetMet        bool    `json:"target_met"`
-			}{rep, rep.Overhead(), rep.AfterBoot(), met}, "", "  ")
+				OverheadSeconds      float64 `json:"overhead_seconds"`
+				AgentOverheadSeconds float64 `json:"agent_overhead_seconds"`
+				AfterBootSeconds     float64 `json:"join_after_boot_seconds"`
+				TargetMet            bool    `json:"target_met"`
+			}{rep, rep.Overhead(), agent.Median, rep.AfterBoot(), met}, "", "  ")
 			if err := os.WriteFile(out, append(data, '\n'), 0o644); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
 }
+
+// agentOverhead is Overhead for the agent: per run, the agent's
+// boot-to-joined minus the mean plain boot of the same run; the median,
+// min and max over the runs. The agent joins through its master's etcd,
+// so this includes waiting for the master booted beside it.
+func agentOverhead(rep *boottest.BenchReport) overheadStats {
+	var d []float64
+	for _, r := range rep.Runs {
+		if len(r.Plain) == 0 {
+			continue
+		}
+		sum := 0.0
+		for _, p := range r.Plain {
+			sum += p
+		}
+		d = append(d, r.AgentJoined-sum/float64(len(r.Plain)))
+	}
+	if len(d) == 0 {
+		return overheadStats{}
+	}
+	slices.Sort(d)
+	m := d[len(d)/2]
+	if len(d)%2 == 0 {
+		m = (d[len(d)/2-1] + d[len(d)/2]) / 2
+	}
+	return overheadStats{Median: m, Min: d[0], Max: d[len(d)-1]}
+}
+
+type overheadStats struct{ Median, Min, Max float64 }
 
 // buildOrFail builds a qcow2 image of bundle cb with the given extra
 // kernel command line.

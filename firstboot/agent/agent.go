@@ -69,19 +69,39 @@ type Backoff struct {
 }
 
 // DefaultIPDetectRetry returns the retry policy of ip-detect on a host:
-// 1 s doubling to 10 s, for about a minute.
+// 250 ms doubling to 10 s, for about a minute (and until
+// network-online.target is reached). A change of the host's addresses or
+// routes starts the next attempt at once.
 func DefaultIPDetectRetry() Backoff {
-	return Backoff{Min: time.Second, Max: 10 * time.Second, Total: 60 * time.Second}
+	return Backoff{Min: 250 * time.Millisecond, Max: 10 * time.Second, Total: 60 * time.Second}
 }
 
-// DefaultJoinPoll is how often the join check runs.
+// DefaultJoinPoll is the longest wait between two runs of the join check;
+// the waits start at JoinPollMin and double up to it.
 const DefaultJoinPoll = 2 * time.Second
+
+// JoinPollMin is the first wait between two runs of the join check.
+const JoinPollMin = 100 * time.Millisecond
+
+// JoinCheckWait is how long one run of the join check may wait, inside,
+// for the membership it checks (the check reads JOIN_CHECK_WAIT; a check
+// that ignores it answers at once and is simply run again).
+const JoinCheckWait = 30 * time.Second
+
+// networkOnlineGrace bounds how long ip-detect keeps retrying past its
+// retry budget while network-online.target is not reached yet.
+const networkOnlineGrace = 3 * time.Minute
 
 // Systemd is the part of systemd the agent needs.
 type Systemd interface {
 	// StartNoBlock enqueues a start job for unit and returns without
 	// waiting for it ("systemctl start --no-block").
 	StartNoBlock(ctx context.Context, unit string) error
+	// Start starts unit and waits for the job ("systemctl start").
+	Start(ctx context.Context, unit string) error
+	// IsActive reports whether unit is active ("systemctl is-active");
+	// an error means systemd could not say.
+	IsActive(ctx context.Context, unit string) (bool, error)
 }
 
 // Agent runs the firstboot steps. Build one with New and replace fields to
@@ -102,6 +122,10 @@ type Agent struct {
 	Now func() time.Time
 	// IPDetectRetry is the retry policy for ip-detect.
 	IPDetectRetry Backoff
+	// WatchNet, when set, opens a watch on the host's addresses and routes
+	// so ip-detect retries as soon as they change; nil retries on the
+	// backoff timer only.
+	WatchNet func() (NetWatch, error)
 	// JoinPoll is the interval between join checks.
 	JoinPoll time.Duration
 	// JoinTimeout overrides JOIN_TIMEOUT from cluster.env when positive.

@@ -115,6 +115,12 @@ type fakeSystemd struct {
 	mu      sync.Mutex
 	started []string
 	err     error
+	// offline keeps network-online.target inactive; asked records the
+	// units IsActive was asked about.
+	offline bool
+	asked   []string
+	// waited records the units Start waited for.
+	waited []string
 }
 
 var _ Systemd = (*fakeSystemd)(nil)
@@ -127,6 +133,23 @@ func (f *fakeSystemd) StartNoBlock(_ context.Context, unit string) error {
 	}
 	f.started = append(f.started, unit)
 	return nil
+}
+
+// Start records a blocking start (the network wait's fallback).
+func (f *fakeSystemd) Start(_ context.Context, unit string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.waited = append(f.waited, unit)
+	return nil
+}
+
+// IsActive answers for network-online.target only: active unless
+// offline is set.
+func (f *fakeSystemd) IsActive(_ context.Context, unit string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, unit)
+	return unit == "network-online.target" && !f.offline, nil
 }
 
 func (f *fakeSystemd) units() []string {

@@ -15,10 +15,11 @@ import (
 	"time"
 )
 
-// IPDetect runs the cluster's ip-detect script until it prints one IP that
-// is assigned to a local interface (retrying with IPDetectRetry), refuses an
-// IP that differs from the one the host joined with, and writes
-// /run/cluster/ip.env.
+// IPDetect waits until the links are configured for the masters' address
+// family (waitNetwork), runs the cluster's ip-detect script until it prints
+// one IP that is assigned to a local interface (retrying with
+// IPDetectRetry), refuses an IP that differs from the one the host joined
+// with, and writes /run/cluster/ip.env.
 func (a *Agent) IPDetect(ctx context.Context) error {
 	cfg, err := a.loadConfig()
 	if err != nil {
@@ -27,6 +28,7 @@ func (a *Agent) IPDetect(ctx context.Context) error {
 	if cfg, err = a.ipDetectOverride(cfg); err != nil {
 		return err
 	}
+	a.waitNetwork(ctx, cfg)
 	ip, err := a.detectIP(ctx, cfg)
 	if err != nil {
 		return err
@@ -47,10 +49,25 @@ func (a *Agent) IPDetect(ctx context.Context) error {
 }
 
 // detectIP runs ip-detect with backoff until one attempt gives a usable IP.
+// A change of the host's addresses or routes (WatchNet) starts the next
+// attempt at once, so the answer comes as soon as the address exists. The
+// retry budget does not run out before network-online.target is reached
+// (within networkOnlineGrace), since the unit does not wait for it.
 func (a *Agent) detectIP(ctx context.Context, cfg clusterConfig) (netip.Addr, error) {
 	start := time.Now()
 	wait := a.IPDetectRetry.Min
 	env := append(a.Environ(), cfg.env.Environ()...)
+	var nw NetWatch
+	if a.WatchNet != nil {
+		// Opened before the first attempt, so a change during it counts.
+		w, err := a.WatchNet()
+		if err != nil {
+			a.Log.Warn("not watching network changes; retrying on the timer only", "err", err)
+		} else {
+			nw = w
+			defer w.Close()
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		a.Log.Info("running ip-detect", "script", cfg.ipDetect, "attempt", attempt, "timeout", cfg.ipDetectTimeout)
 		ip, err := a.detectOnce(ctx, cfg, env)
@@ -62,15 +79,40 @@ func (a *Agent) detectIP(ctx context.Context, cfg clusterConfig) (netip.Addr, er
 		if ctx.Err() != nil {
 			return netip.Addr{}, fmt.Errorf("ip-detect %s interrupted after %d attempt(s): %w", cfg.ipDetect, attempt, ctx.Err())
 		}
-		if elapsed+wait > a.IPDetectRetry.Total {
+		if elapsed+wait > a.IPDetectRetry.Total && a.retryBudgetSpent(ctx, elapsed) {
 			return netip.Addr{}, fmt.Errorf("ip-detect %s gave no usable IP after %d attempt(s) in %s; last attempt: %w",
 				cfg.ipDetect, attempt, elapsed.Round(time.Millisecond), err)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		woken, err := waitRetry(ctx, nw, wait)
+		if err != nil {
 			return netip.Addr{}, fmt.Errorf("ip-detect %s: interrupted while waiting to retry: %w", cfg.ipDetect, err)
+		}
+		if woken {
+			a.Log.Info("network changed; running ip-detect again")
+			continue
 		}
 		wait = min(2*wait, a.IPDetectRetry.Max)
 	}
+}
+
+// retryBudgetSpent says whether ip-detect, past its retry budget after
+// elapsed, should give up: once network-online.target is reached, or at
+// the latest networkOnlineGrace later, or when systemd cannot say.
+func (a *Agent) retryBudgetSpent(ctx context.Context, elapsed time.Duration) bool {
+	if elapsed >= a.IPDetectRetry.Total+networkOnlineGrace || a.Systemd == nil {
+		return true
+	}
+	online, err := a.Systemd.IsActive(ctx, "network-online.target")
+	if err != nil {
+		a.Log.Warn("cannot tell whether network-online.target is reached; giving up as the retry budget says", "err", err)
+		return true
+	}
+	if online {
+		return true
+	}
+	a.Log.Info("ip-detect retry budget spent but network-online.target is not reached yet; still retrying",
+		"budget", a.IPDetectRetry.Total)
+	return false
 }
 
 // detectOnce runs ip-detect once and validates what it printed.

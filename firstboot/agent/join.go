@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -109,8 +110,11 @@ func (a *Agent) readMarker() (marker Env, joined bool, err error) {
 	return marker, true, nil
 }
 
-// waitJoinCheck runs "cluster-join-check ROLE" every JoinPoll until it exits
-// 0 or the join timeout passes.
+// waitJoinCheck runs "cluster-join-check ROLE" until it exits 0 or the
+// join timeout passes: at once, then after waits of JoinPollMin doubling up
+// to JoinPoll. Each run may wait inside for up to JoinCheckWait
+// (JOIN_CHECK_WAIT, seconds) for the membership, so a check that watches
+// the cluster answers as soon as the host is in.
 func (a *Agent) waitJoinCheck(ctx context.Context, cfg clusterConfig, role string, ip netip.Addr) error {
 	timeout := cfg.joinTimeout
 	if a.JoinTimeout > 0 {
@@ -123,9 +127,11 @@ func (a *Agent) waitJoinCheck(ctx context.Context, cfg clusterConfig, role strin
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
+	poll := min(JoinPollMin, a.JoinPoll)
 	var last *scriptResult
 	for attempt := 1; ; attempt++ {
-		res := runScript(waitCtx, check, []string{role}, env, 0)
+		budget := min(JoinCheckWait, max(timeout-time.Since(start), 0))
+		res := runScript(waitCtx, check, []string{role}, append(env, "JOIN_CHECK_WAIT="+seconds(budget)), 0)
 		if res.ok() {
 			a.Log.Info("join check passed", "check", check, "role", role, "attempt", attempt,
 				"output", strings.TrimSpace(res.stdout.buf.String()))
@@ -139,7 +145,7 @@ func (a *Agent) waitJoinCheck(ctx context.Context, cfg clusterConfig, role strin
 		}
 		a.Log.Info("join check not passing yet", "check", check, "role", role, "attempt", attempt,
 			"status", res.status(), "stdout", res.stdout.short(), "stderr", res.stderr.short())
-		if sleep(waitCtx, a.JoinPoll) != nil {
+		if sleep(waitCtx, poll) != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("join interrupted: %w", ctx.Err())
 			}
@@ -147,5 +153,12 @@ func (a *Agent) waitJoinCheck(ctx context.Context, cfg clusterConfig, role strin
 				check, role, timeout, attempt, time.Since(start).Round(time.Millisecond),
 				last.status(), last.stdout.quoted(), last.stderr.quoted())
 		}
+		poll = min(2*poll, a.JoinPoll)
 	}
+}
+
+// seconds formats d, to the millisecond, as the decimal seconds
+// cluster.env uses.
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Round(time.Millisecond).Seconds(), 'f', -1, 64)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,38 @@ func TestJoinCheckEnvironment(t *testing.T) {
 	}
 	if got, want := string(b), "master|10.0.2.15|demo cluster|10.0.2.15\n"; got != want {
 		t.Errorf("join check saw %q, want %q", got, want)
+	}
+}
+
+// TestJoinCheckPollsFastThenBacksOff: the join check runs again after
+// 100 ms, then at doubling intervals up to the poll (here 2 s), and sees
+// how long it may wait inside (JOIN_CHECK_WAIT, seconds).
+func TestJoinCheckPollsFastThenBacksOff(t *testing.T) {
+	h := joinHost(t, "agent", `date +%s.%N >> "$0.times"; echo "$JOIN_CHECK_WAIT" >> "$0.wait"; [ "$(grep -c run "$0.runs")" -ge 4 ]`)
+	h.agent.JoinPoll = 2 * time.Second
+	start := time.Now()
+	if err := h.agent.Join(context.Background()); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	// Waits 100, 200, 400 ms between four runs: about 0.7 s, far less
+	// than three 2 s polls.
+	if d := time.Since(start); d < 700*time.Millisecond || d > 4*time.Second {
+		t.Errorf("four runs of the join check took %s, want about 0.7s", d)
+	}
+	if got := h.checkRuns(); got != 4 {
+		t.Errorf("join check ran %d times, want 4", got)
+	}
+	// Each run may wait what is left of the 5 s join timeout (under the
+	// 30 s cap): 5 s at first, less later.
+	b, err := os.ReadFile(h.agent.Paths.JoinCheck() + ".wait")
+	waits := strings.Fields(string(b))
+	if err != nil || len(waits) != 4 || waits[0] != "5" {
+		t.Fatalf("JOIN_CHECK_WAIT of the runs = %q, %v; want 5 first", waits, err)
+	}
+	for _, w := range waits[1:] {
+		if v, err := strconv.ParseFloat(w, 64); err != nil || v >= 5 || v < 3 {
+			t.Errorf("JOIN_CHECK_WAIT %q of a later run, want what is left of 5 s", w)
+		}
 	}
 }
 

@@ -26,6 +26,7 @@ func New(p Paths, stdout io.Writer, log *slog.Logger) *Agent {
 		Systemd:        Systemctl{},
 		Now:            time.Now,
 		IPDetectRetry:  DefaultIPDetectRetry(),
+		WatchNet:       WatchNetlink,
 		JoinPoll:       DefaultJoinPoll,
 	}
 }
@@ -44,15 +45,19 @@ common flags (also accepted after COMMAND):
   --root DIR     root for /etc, /run, /var/lib, /proc (default /; for tests)
 
 ipdetect flags:
-  --retry-min D  first wait between attempts (default 1s)
+  --retry-min D  first wait between attempts (default 250ms); a change of
+                 the host's addresses or routes starts the next one at once
   --retry-max D  longest wait between attempts (default 10s)
-  --retry-for D  stop starting attempts after this long (default 1m0s)
+  --retry-for D  stop starting attempts after this long (default 1m0s), but
+                 not before network-online.target is reached (3 min at most)
 
 testd flags:
   --port FILE       the port (default /dev/virtio-ports/org.imagebuilder.test)
 
 join flags:
-  --poll D          interval between join checks (default 2s)
+  --poll D          longest interval between join checks (default 2s; the
+                    first is 100ms, doubling); each check may wait inside
+                    for up to 30s (JOIN_CHECK_WAIT) for the membership
   --join-timeout D  override JOIN_TIMEOUT from the env file
 `
 

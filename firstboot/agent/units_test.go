@@ -57,7 +57,7 @@ func TestUnits(t *testing.T) {
 			"Install.WantedBy": {"multi-user.target"},
 		}},
 		{file: "cluster-ipdetect.service", want: map[string][]string{
-			"Unit.After":              {"network-online.target"},
+			"Unit.After":              {"systemd-networkd.service NetworkManager.service"},
 			"Unit.Wants":              {"network-online.target"},
 			"Service.Type":            {"oneshot"},
 			"Service.RemainAfterExit": {"yes"},
@@ -66,7 +66,7 @@ func TestUnits(t *testing.T) {
 		}},
 		{file: "cluster-firstboot.service", want: map[string][]string{
 			"Unit.Requires":           {"cluster-ipdetect.service"},
-			"Unit.After":              {"cluster-ipdetect.service network-online.target"},
+			"Unit.After":              {"cluster-ipdetect.service"},
 			"Service.Type":            {"oneshot"},
 			"Service.ExecStart":       {"@PREFIX@/bin/cluster-firstboot join"},
 			"Service.StandardOutput":  {"journal+console"},
@@ -80,6 +80,16 @@ func TestUnits(t *testing.T) {
 			"Unit.ConditionPathExists": {"/dev/virtio-ports/org.imagebuilder.test"},
 			"Service.ExecStart":        {"@PREFIX@/bin/cluster-firstboot testd"},
 		}},
+	}
+	// Nothing of firstboot waits for network-online.target: ip-detect
+	// retries on network changes instead, so the join starts as soon as
+	// the address exists (issue 8's boot time).
+	for _, f := range []string{"cluster-ipdetect.service", "cluster-firstboot.service"} {
+		for _, a := range parseUnit(t, filepath.Join(dir, f)).get("Unit", "After") {
+			if strings.Contains(a, "network-online.target") {
+				t.Errorf("%s: After=%s waits for network-online.target", f, a)
+			}
+		}
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -6,9 +6,49 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/netip"
+	"strconv"
+	"time"
 )
+
+// checkPoll is how often a waiting check asks again.
+const checkPoll = 100 * time.Millisecond
+
+// checkUntil runs once until it succeeds, every checkPoll for up to wait
+// (once when wait is 0), and returns its last answer. A join check that
+// waits inside answers within checkPoll of the host becoming a member,
+// instead of at the join agent's next run of the check.
+func checkUntil(ctx context.Context, wait time.Duration, once func(context.Context) (string, error)) (string, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		found, err := once(ctx)
+		if err == nil || ctx.Err() != nil || time.Until(deadline) < checkPoll {
+			return found, err
+		}
+		t := time.NewTimer(checkPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", err
+		case <-t.C:
+		}
+	}
+}
+
+// secondsEnv reads a duration given in (decimal) seconds, as cluster.env
+// and the join agent's JOIN_CHECK_WAIT write it; empty is 0.
+func secondsEnv(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 86400 || math.IsNaN(f) {
+		return 0, fmt.Errorf("%q is not a number of seconds from 0 to 86400", v)
+	}
+	return time.Duration(f * float64(time.Second)), nil
+}
 
 // check asks each master registry (URLs) whether ip is a member and returns
 // the URL of the first that lists it.

@@ -36,8 +36,15 @@ serve only:
   --state-dir DIR    where the master persists its registry (default $STATE_DIRECTORY or /var/lib/clusterd)
   --cluster NAME     cluster name reported by the registry (default $CLUSTER_NAME)
   --every D          re-registration interval (default 10s)
+  --retry-fast D     wait after a failed registration during the first
+                     --retry-fast-for of a failure streak (default 100ms)
+  --retry-fast-for D (default 30s); then --retry-min doubling to --retry-max
+  --retry-min D      (default 1s)
+  --retry-max D      (default 5s)
 check only:
   --timeout D        per-request timeout (default 5s)
+  --wait D           keep checking every 100ms for up to D until the host is
+                     a member (default $JOIN_CHECK_WAIT seconds, else 0: once)
 `
 
 type config struct {
@@ -46,6 +53,8 @@ type config struct {
 	store, etcdBin          string
 	every, timeout          time.Duration
 	minBackoff, maxBackoff  time.Duration
+	fastRetry, fastFor      time.Duration
+	wait                    time.Duration
 }
 
 // run is the command line; getenv supplies the environment.
@@ -60,7 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if s := getenv("STATE_DIRECTORY"); s != "" {
 		stateDir, _, _ = strings.Cut(s, ":")
 	}
-	c := config{every: 10 * time.Second, timeout: 5 * time.Second, minBackoff: time.Second, maxBackoff: 5 * time.Second}
+	c := config{every: 10 * time.Second, timeout: 5 * time.Second, minBackoff: time.Second, maxBackoff: 5 * time.Second,
+		fastRetry: 100 * time.Millisecond, fastFor: 30 * time.Second}
 	fs := flag.NewFlagSet("clusterd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.role, "role", "", "host role")
@@ -85,10 +95,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.DurationVar(&c.every, "every", c.every, "re-registration interval")
 		fs.DurationVar(&c.minBackoff, "retry-min", c.minBackoff, "first retry wait")
 		fs.DurationVar(&c.maxBackoff, "retry-max", c.maxBackoff, "longest retry wait")
+		fs.DurationVar(&c.fastRetry, "retry-fast", c.fastRetry, "retry wait early in a failure streak")
+		fs.DurationVar(&c.fastFor, "retry-fast-for", c.fastFor, "how long fast retries last")
 	} else {
 		fs.DurationVar(&c.timeout, "timeout", c.timeout, "per-request timeout")
 	}
+	var waitErr error
+	if cmd == "check" {
+		c.wait, waitErr = secondsEnv(getenv("JOIN_CHECK_WAIT"))
+		fs.DurationVar(&c.wait, "wait", c.wait, "keep checking for up to this long")
+	}
 	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if waitErr != nil {
+		fmt.Fprintf(stderr, "clusterd %s: JOIN_CHECK_WAIT: %v\n", cmd, waitErr)
 		return 2
 	}
 	if err := c.validate(fs.NArg()); err != nil {
@@ -104,14 +125,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case cmd == "serve":
 		err = serve(ctx, c, log)
 	case c.store == "etcd":
+		client := &http.Client{Timeout: c.timeout}
 		var found string
-		found, err = checkEtcd(ctx, &http.Client{Timeout: c.timeout}, c.role, c.ip, c.masters)
+		found, err = checkUntil(ctx, c.wait, func(ctx context.Context) (string, error) {
+			return checkEtcd(ctx, client, c.role, c.ip, c.masters)
+		})
 		if err == nil {
 			fmt.Fprintf(stdout, "clusterd check: %s (%s) is a member: %s\n", c.ip, c.role, found)
 		}
 	default:
+		client := &http.Client{Timeout: c.timeout}
 		var url string
-		url, err = check(ctx, &http.Client{Timeout: c.timeout}, c.checkURLs(), c.ip)
+		url, err = checkUntil(ctx, c.wait, func(ctx context.Context) (string, error) {
+			return check(ctx, client, c.checkURLs(), c.ip)
+		})
 		if err == nil {
 			fmt.Fprintf(stdout, "clusterd check: %s (%s) is a member: listed by %s\n", c.ip, c.role, url)
 		}
@@ -139,6 +166,9 @@ func (c config) validate(extra int) error {
 	}
 	if c.every <= 0 || c.timeout <= 0 || c.minBackoff <= 0 || c.maxBackoff < c.minBackoff {
 		errs = append(errs, errors.New("durations must be positive and --retry-max >= --retry-min"))
+	}
+	if c.fastRetry < 0 || c.fastFor < 0 || c.wait < 0 {
+		errs = append(errs, errors.New("--retry-fast, --retry-fast-for and --wait must not be negative"))
 	}
 	if c.store != "etcd" && c.store != "registry" {
 		errs = append(errs, fmt.Errorf("--store %q: want etcd or registry", c.store))
@@ -171,6 +201,8 @@ func serve(ctx context.Context, c config, log *slog.Logger) error {
 		every:      c.every,
 		minBackoff: c.minBackoff,
 		maxBackoff: c.maxBackoff,
+		fastRetry:  c.fastRetry,
+		fastFor:    c.fastFor,
 		log:        log,
 	}
 	var peers []string

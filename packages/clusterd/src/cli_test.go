@@ -101,6 +101,7 @@ func TestRunUsage(t *testing.T) {
 		{name: "bad ip", args: []string{"check", "--role", "master", "--ip", "x"}, want: "not a usable IP"},
 		{name: "relative state dir", args: []string{"serve", "--role", "master", "--state-dir", "rel"}, want: "not absolute"},
 		{name: "extra args", args: []string{"check", "--role", "master", "x"}, want: "unexpected arguments"},
+		{name: "negative wait", args: []string{"check", "--role", "master", "--wait", "-1s"}, want: "must not be negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,5 +113,46 @@ func TestRunUsage(t *testing.T) {
 				t.Errorf("stderr %q does not contain %q", errb.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestCheckWaitsForMembership: with JOIN_CHECK_WAIT, "clusterd check" keeps
+// asking and passes within about 100 ms of the master starting (here 1 s
+// after the check), where a single check fails; a bad JOIN_CHECK_WAIT is a
+// usage error.
+func TestCheckWaitsForMembership(t *testing.T) {
+	port := freePort(t)
+	env := map[string]string{"CLUSTERD_STORE": "registry", "DETECTED_IP": "127.0.0.1", "MASTER_LIST": "127.0.0.1",
+		"CLUSTER_NAME": "demo", "STATE_DIRECTORY": t.TempDir(), "JOIN_CHECK_WAIT": "20"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	started := make(chan time.Time, 1)
+	wg.Go(func() {
+		time.Sleep(time.Second)
+		started <- time.Now()
+		run(ctx, []string{"serve", "--role", "master", "--port", port}, envOf(env), testWriter{t}, testWriter{t})
+	})
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := run(ctx, []string{"check", "--role", "master", "--port", port, "--timeout", "1s"}, envOf(env), &out, &errb)
+	done := time.Now()
+	cancel()
+	if code != 0 || !strings.Contains(out.String(), "127.0.0.1 (master) is a member") {
+		t.Fatalf("waiting check: exit %d, %s%s", code, out.String(), errb.String())
+	}
+	if d := done.Sub(start); d < time.Second {
+		t.Errorf("check passed after %s, before the master started", d)
+	}
+	if d := done.Sub(<-started); d > 3*time.Second {
+		t.Errorf("check passed %s after the master started, want about 100ms", d)
+	}
+
+	env["JOIN_CHECK_WAIT"] = "soon"
+	errb.Reset()
+	if code := run(context.Background(), []string{"check", "--role", "master"}, envOf(env), &out, &errb); code != 2 ||
+		!strings.Contains(errb.String(), `JOIN_CHECK_WAIT: "soon" is not a number of seconds`) {
+		t.Errorf("bad JOIN_CHECK_WAIT: exit %d, %s", code, errb.String())
 	}
 }

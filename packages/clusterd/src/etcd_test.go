@@ -36,6 +36,16 @@ func TestEtcdArgs(t *testing.T) {
 			t.Errorf("etcd args lack %q: %s", w, got)
 		}
 	}
+	if strings.Contains(got, "--election-timeout") || strings.Contains(got, "--heartbeat-interval") {
+		t.Errorf("two masters get shorter raft timing: %s", got)
+	}
+	one, err := etcdArgs("192.168.76.11", "192.168.76.11", "lab", "/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(one, " "); !strings.Contains(got, "--heartbeat-interval 50 --election-timeout 250") {
+		t.Errorf("a single master keeps etcd's default raft timing: %s", got)
+	}
 	if _, err := etcdArgs("10.0.0.9", "192.168.76.11", "lab", "/d"); err == nil || !strings.Contains(err.Error(), "not in MASTER_LIST") {
 		t.Errorf("a master outside MASTER_LIST: %v", err)
 	}

@@ -76,3 +76,41 @@ func TestRegistrarStopsOnCancel(t *testing.T) {
 		t.Fatal("registrar did not stop after cancel")
 	}
 }
+
+// TestRetryClock: fast retries for the first fastFor of a failure streak
+// (warning only at its first failure), then the doubling backoff; a
+// success starts over.
+func TestRetryClock(t *testing.T) {
+	c := retryClock{r: registrar{fastRetry: 100 * time.Millisecond, fastFor: 30 * time.Second,
+		minBackoff: time.Second, maxBackoff: 5 * time.Second}}
+	t0 := time.Unix(1000, 0)
+	type step struct {
+		at   time.Duration
+		wait time.Duration
+		warn bool
+	}
+	for i, s := range []step{
+		{0, 100 * time.Millisecond, true},
+		{time.Second, 100 * time.Millisecond, false},
+		{29 * time.Second, 100 * time.Millisecond, false},
+		{30 * time.Second, time.Second, true},
+		{31 * time.Second, 2 * time.Second, true},
+		{33 * time.Second, 4 * time.Second, true},
+		{37 * time.Second, 5 * time.Second, true},
+		{42 * time.Second, 5 * time.Second, true},
+	} {
+		wait, warn := c.failed(t0.Add(s.at))
+		if wait != s.wait || warn != s.warn {
+			t.Errorf("step %d (failure at +%s): wait %s warn %v, want %s %v", i, s.at, wait, warn, s.wait, s.warn)
+		}
+	}
+	c.succeeded()
+	if wait, warn := c.failed(t0.Add(time.Hour)); wait != 100*time.Millisecond || !warn {
+		t.Errorf("after a success: wait %s warn %v, want a fresh fast streak", wait, warn)
+	}
+	// Without fast retries (fastRetry 0) the backoff starts at once.
+	plain := retryClock{r: registrar{minBackoff: time.Second, maxBackoff: 5 * time.Second}}
+	if wait, _ := plain.failed(t0); wait != time.Second {
+		t.Errorf("no fast retry: first wait %s, want 1s", wait)
+	}
+}
