@@ -71,9 +71,10 @@ func prepare(ctx context.Context, log *slog.Logger, in *inputs, ways []string, c
 		if err != nil {
 			return nil, err
 		}
+		key += "-" + baseRootExtraMiB
 		in.BaseQcow2 = filepath.Join(dir, "base-"+key+".qcow2")
 		if err := cached(in.BaseQcow2, func(tmp string) error {
-			_, err := run("libguestfs base qcow2 (shell.sh, no bundle)", []string{"FORMATS=qcow2"}, shell, in.Base, "-", tmp, "base")
+			_, err := run("libguestfs base qcow2 (shell.sh, no bundle)", []string{"FORMATS=qcow2", "ROOT_EXTRA_MIB=" + baseRootExtraMiB}, shell, in.Base, "-", tmp, "base")
 			return err
 		}); err != nil {
 			return nil, err
@@ -120,17 +121,25 @@ func preparePacker(ctx context.Context, in *inputs, dir string, run func(string,
 	}
 	shell := filepath.Join(in.Scripts, "ways", "shell.sh")
 	key, err := hashFiles(sshBase, shell, in.SSHKey+".pub")
+	key += "-" + baseRootExtraMiB
 	if err != nil {
 		return err
 	}
 	in.PackerBase = filepath.Join(dir, "base-ssh-"+key+".qcow2")
 	return cached(in.PackerBase, func(tmp string) error {
 		_, err := run("packer base qcow2 (shell.sh, sshd, no bundle)",
-			[]string{"FORMATS=qcow2", "KEEP_SSH_HOST_KEYS=1", "AUTHORIZED_KEYS=" + in.SSHKey + ".pub"},
+			[]string{"FORMATS=qcow2", "KEEP_SSH_HOST_KEYS=1", "AUTHORIZED_KEYS=" + in.SSHKey + ".pub", "ROOT_EXTRA_MIB=" + baseRootExtraMiB},
 			shell, sshBase, "-", tmp, "base")
 		return err
 	})
 }
+
+// baseRootExtraMiB is the free room of the libguestfs and Packer ways'
+// base images beyond 30% of the base: the bundle (80 MiB) goes in after
+// the image was sized, Packer's upload of it sits beside the extracted copy,
+// and etcd preallocates a 64 MiB WAL on first boot (imagebuilder and the
+// shell way size the root with the bundle already in it).
+const baseRootExtraMiB = "320"
 
 // cached makes path with make (which writes base.qcow2 into a scratch
 // folder) unless it exists; path appears complete or not at all.

@@ -95,9 +95,11 @@ mcopy -i "$esp" "$work/entry.conf" ::/loader/entries/imagebuilder.conf
 mcopy -i "$esp" "$root/boot/vmlinuz-$kver" "::/imagebuilder/$kver/linux"
 mcopy -i "$esp" "$root/boot/initrd.img-$kver" "::/imagebuilder/$kver/initrd"
 
-# 7. ext4 root sized to the content + 30%, populated from the tree.
+# 7. ext4 root sized to the content + 30% + ROOT_EXTRA_MIB (default 64),
+#    populated from the tree. The Packer way's base sets more: its guest
+#    holds the uploaded bundle and the extracted one at once.
 used_mib=$(du -s --block-size=1M "$root" | cut -f1)
-root_mib=$((used_mib * 13 / 10 + 64))
+root_mib=$((used_mib * 13 / 10 + ${ROOT_EXTRA_MIB:-64}))
 mkfs.ext4 -q -F -L root -U "$root_uuid" -d "$root" "$work/root.img" "${root_mib}M" >/dev/null
 
 # 8. GPT disk: 1 MiB, ESP 128 MiB, root, 1 MiB backup GPT.
