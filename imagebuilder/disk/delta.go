@@ -30,6 +30,11 @@ type delta struct {
 func planDelta(base map[string]*overlay.Entry, tree *overlay.Tree, epoch int64, blobDir string) (*delta, error) {
 	d := &delta{}
 	w := &scriptWriter{blobDir: blobDir}
+	// debugfs does not run where the caller does: absolute host paths.
+	root, err := filepath.Abs(tree.Root)
+	if err != nil {
+		return nil, err
+	}
 	var removed, added, changedDirs []string
 	for p, old := range base {
 		e, ok := tree.Entries[p]
@@ -85,7 +90,7 @@ func planDelta(base map[string]*overlay.Entry, tree *overlay.Tree, epoch int64, 
 		case overlay.KindDir:
 			w.cmd("mkdir", []string{name})
 		case overlay.KindFile:
-			w.cmd("write", []string{filepath.Join(tree.Root, filepath.FromSlash(p)), name})
+			w.cmd("write", []string{filepath.Join(root, filepath.FromSlash(p)), name})
 		case overlay.KindSymlink:
 			w.cmd("symlink", []string{name, e.Link})
 		case overlay.KindHardlink:

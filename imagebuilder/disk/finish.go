@@ -56,7 +56,11 @@ func writeScript(work string, script []byte, blobs [][]byte) error {
 // as the start of I/O options).
 func finishRoot(ctx context.Context, o Options, work, image string, size int64, grow bool) error {
 	dev := "root.img"
-	if err := os.Symlink(image, filepath.Join(work, dev)); err != nil {
+	abs, err := filepath.Abs(image)
+	if err != nil {
+		return err
+	}
+	if err := os.Symlink(abs, filepath.Join(work, dev)); err != nil {
 		return err
 	}
 	env := e2fsEnv(o.SourceDateEpoch)

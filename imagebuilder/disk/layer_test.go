@@ -286,3 +286,33 @@ func mkdir(t *testing.T, p string) string {
 	}
 	return p
 }
+
+// TestWriteRawLayeredRelativePaths builds with every path relative to the
+// working directory (`imagebuilder build --out build/images`): the tools
+// run elsewhere and must still find the image, the staged files and the
+// xattr values.
+func TestWriteRawLayeredRelativePaths(t *testing.T) {
+	needTool(t, "mkfs.ext4", "e2fsprogs")
+	t.Chdir(t.TempDir())
+	ctx := context.Background()
+	baseTree := smallTree(t, mkdir(t, "base"))
+	layer, err := BuildLayer(ctx, nil, baseTree, filepath.Join("layers", "l"), LayerOptions{Key: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := overlay.NewSparseTree(mkdir(t, "sparse"), layer.EntryMap())
+	lower := map[string]*overlay.Entry{}
+	for k, v := range tree.Entries {
+		lower[k] = v
+	}
+	changeTree(t, tree)
+	mkdir(t, "out")
+	res, err := WriteRawLayered(ctx, nil, layer, lower, tree, filepath.Join("out", "rel.raw"), Options{Seed: "rel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rootListing(t, filepath.Join("out", "rel.raw"), res.Root)
+	if !strings.Contains(got["./opt/cluster/big"], "user.big") || !strings.HasPrefix(got["./opt/cluster/bin/tool"], "type=0 mode=4750") {
+		t.Errorf("added files: big %s, tool %s", got["./opt/cluster/big"], got["./opt/cluster/bin/tool"])
+	}
+}

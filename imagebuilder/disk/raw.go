@@ -281,6 +281,10 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 		return nil, fmt.Errorf("creating scratch dir: %w", err)
 	}
 	defer os.RemoveAll(work)
+	// debugfs runs in work and reads the paths of its script from there.
+	if work, err = filepath.Abs(work); err != nil {
+		return nil, err
+	}
 
 	start := time.Now()
 	d, err := planDelta(base, tree, opts.SourceDateEpoch, filepath.Join(work, "xattrs"))
