@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,7 +48,7 @@ func BenchmarkBootToJoined(b *testing.B) {
 		}
 		var tbl strings.Builder
 		rep.WriteTable(&tbl)
-		agent := agentOverhead(rep)
+		agent := rep.Overheads(true)
 		fmt.Fprintf(&tbl, "the agent's join adds %.1f s (agent joined - the same run's plain multi-user, median of runs)\n", agent.Median)
 		for i, r := range rep.Runs {
 			fmt.Fprintf(&tbl, "run %d: plain %v, master multi-user %.1f joined %.1f, agent multi-user %.1f joined %.1f\n",
@@ -81,35 +80,6 @@ func BenchmarkBootToJoined(b *testing.B) {
 		}
 	}
 }
-
-// agentOverhead is Overhead for the agent: per run, the agent's
-// boot-to-joined minus the mean plain boot of the same run; the median,
-// min and max over the runs. The agent joins through its master's etcd,
-// so this includes waiting for the master booted beside it.
-func agentOverhead(rep *boottest.BenchReport) overheadStats {
-	var d []float64
-	for _, r := range rep.Runs {
-		if len(r.Plain) == 0 {
-			continue
-		}
-		sum := 0.0
-		for _, p := range r.Plain {
-			sum += p
-		}
-		d = append(d, r.AgentJoined-sum/float64(len(r.Plain)))
-	}
-	if len(d) == 0 {
-		return overheadStats{}
-	}
-	slices.Sort(d)
-	m := d[len(d)/2]
-	if len(d)%2 == 0 {
-		m = (d[len(d)/2-1] + d[len(d)/2]) / 2
-	}
-	return overheadStats{Median: m, Min: d[0], Max: d[len(d)-1]}
-}
-
-type overheadStats struct{ Median, Min, Max float64 }
 
 // buildOrFail builds a qcow2 image of bundle cb with the given extra
 // kernel command line.

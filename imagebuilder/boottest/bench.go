@@ -91,12 +91,16 @@ func (r *BenchReport) Column(name string) Stats {
 	return stats(v)
 }
 
-// Overhead is what firstboot adds to a plain boot: per run, the master's
-// boot-to-joined minus the mean plain boot to multi-user.target of the same
-// run (the load of a shared machine drifts between runs, less within one),
-// and the median over the runs. The master joins without waiting for any
-// other host; an agent's join also waits for its master.
-func (r *BenchReport) Overhead() float64 {
+// Overhead is what firstboot adds to a plain boot on the master: the
+// median of Overheads(false).
+func (r *BenchReport) Overhead() float64 { return r.Overheads(false).Median }
+
+// Overheads is what firstboot adds to a plain boot: per run, the master's
+// (or, with agent, the agent's) boot-to-joined minus the mean plain boot to
+// multi-user.target of the same run (the load of a shared machine drifts
+// between runs, less within one), over the runs. The master joins without
+// waiting for any other host; an agent's join also waits for its master.
+func (r *BenchReport) Overheads(agent bool) Stats {
 	var d []float64
 	for _, run := range r.Runs {
 		if len(run.Plain) == 0 {
@@ -106,9 +110,13 @@ func (r *BenchReport) Overhead() float64 {
 		for _, p := range run.Plain {
 			sum += p
 		}
-		d = append(d, run.MasterJoined-sum/float64(len(run.Plain)))
+		joined := run.MasterJoined
+		if agent {
+			joined = run.AgentJoined
+		}
+		d = append(d, joined-sum/float64(len(run.Plain)))
 	}
-	return stats(d).Median
+	return stats(d)
 }
 
 // AfterBoot is the median, over the runs, of the master's joined line
