@@ -2,12 +2,11 @@ package disk
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+
+	"imagebuilder/pkgbuild/atomicfile"
 )
 
 // ConvertQcow2 converts the raw image at raw into a qcow2 image at out with
@@ -76,7 +75,7 @@ func (t Tools) convert(ctx context.Context, raw, out, format string, sum bool) (
 	if sum {
 		go func() {
 			var err error
-			sumHex, err = fileSHA256(tmp)
+			sumHex, err = atomicfile.SHA256(tmp)
 			digest <- err
 		}()
 	} else {
@@ -94,19 +93,6 @@ func (t Tools) convert(ctx context.Context, raw, out, format string, sum bool) (
 	}
 	done = true
 	return sumHex, nil
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, make([]byte, 4<<20)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func syncFile(p string) error {
