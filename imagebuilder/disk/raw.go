@@ -320,8 +320,12 @@ func WriteRawLayered(ctx context.Context, log *slog.Logger, layer *Layer, base m
 		"added", d.Added, "removed", d.Removed, "changed", d.Changed)
 
 	// The image's own filesystem UUID (metadata_csum_seed keeps the
-	// checksums valid).
+	// checksums valid). "close -a" writes the superblock to the backups
+	// too: debugfs otherwise writes only the primary, and a backup that
+	// still holds the layer's UUID makes e2fsck force a full check at the
+	// first boot, which on the root filesystem ends in a reboot.
 	script := append([]byte("ssv uuid "+res.UUIDs.RootFS+"\n"), d.Script...)
+	script = append(script, "close -a\n"...)
 	if err := writeScript(work, script, d.Blobs); err != nil {
 		return nil, err
 	}
