@@ -117,7 +117,9 @@ type Agent struct {
 	Environ func() []string
 	// InterfaceAddrs lists the addresses assigned to local interfaces.
 	InterfaceAddrs func() ([]net.Addr, error)
-	Systemd        Systemd
+	// Interfaces lists the host's network links (nil: net.Interfaces).
+	Interfaces func() ([]net.Interface, error)
+	Systemd    Systemd
 	// Now stamps the joined marker. Retry budgets use the monotonic clock.
 	Now func() time.Time
 	// IPDetectRetry is the retry policy for ip-detect.

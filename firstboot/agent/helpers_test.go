@@ -41,6 +41,7 @@ func newTestHost(t *testing.T) *testHost {
 		Getenv:         func(k string) string { return env[k] },
 		Environ:        func() []string { return []string{"PATH=/usr/bin:/bin"} },
 		InterfaceAddrs: fakeAddrs("127.0.0.1/8", "10.0.2.15/24", "fd00::5/64", "::1/128"),
+		Interfaces:     fakeLinks("lo", "enp0s1", "enp0s3"),
 		Systemd:        h.sd,
 		Now:            func() time.Time { return time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC) },
 		IPDetectRetry:  Backoff{Min: 10 * time.Millisecond, Max: 40 * time.Millisecond, Total: 150 * time.Millisecond},
@@ -93,6 +94,22 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 	}
 	if err := os.WriteFile(path, []byte(content), mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fakeLinks lists links named names with ifindex 1, 2, …; "lo" is a
+// loopback.
+func fakeLinks(names ...string) func() ([]net.Interface, error) {
+	return func() ([]net.Interface, error) {
+		var out []net.Interface
+		for i, n := range names {
+			ifc := net.Interface{Index: i + 1, Name: n, Flags: net.FlagUp}
+			if n == "lo" {
+				ifc.Flags |= net.FlagLoopback
+			}
+			out = append(out, ifc)
+		}
+		return out, nil
 	}
 }
 

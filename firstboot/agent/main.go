@@ -23,6 +23,7 @@ func New(p Paths, stdout io.Writer, log *slog.Logger) *Agent {
 		Getenv:         os.Getenv,
 		Environ:        os.Environ,
 		InterfaceAddrs: net.InterfaceAddrs,
+		Interfaces:     net.Interfaces,
 		Systemd:        Systemctl{},
 		Now:            time.Now,
 		IPDetectRetry:  DefaultIPDetectRetry(),

@@ -7,62 +7,160 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
-// TestWaitNetwork: under networkd ip-detect waits with wait-online for the
-// masters' family only; without networkd, or with masters of both
-// families, for network-online.target. ip-detect runs after the wait.
+// linkFile is a link state file as systemd-networkd 252 writes it.
+func linkFile(admin, v4, v6 string, extra ...string) string {
+	lines := []string{
+		"# This is private data. Do not parse.",
+		"ADMIN_STATE=" + admin,
+		"OPER_STATE=routable",
+		"CARRIER_STATE=carrier",
+		"ADDRESS_STATE=routable",
+		"IPV4_ADDRESS_STATE=" + v4,
+		"IPV6_ADDRESS_STATE=" + v6,
+		"ONLINE_STATE=partial",
+		"REQUIRED_FOR_ONLINE=yes",
+		"REQUIRED_OPER_STATE_FOR_ONLINE=degraded:routable",
+		"NETWORK_FILE=/etc/systemd/network/80-imagebuilder-dhcp.network",
+		"DNS=10.0.2.3 fd00::3",
+		"DOMAINS=",
+	}
+	return strings.Join(append(lines, extra...), "\n") + "\n"
+}
+
+// TestLinkReady: a managed link holds ip-detect back until it is
+// configured or has a routable address of every family asked for.
+func TestLinkReady(t *testing.T) {
+	tests := []struct {
+		name   string
+		file   string
+		v4, v6 bool
+		want   bool
+	}{
+		{"configured", linkFile("configured", "off", "degraded"), true, false, true},
+		{"unmanaged", linkFile("unmanaged", "off", "off"), true, false, true},
+		{"failed", linkFile("failed", "off", "off"), true, false, true},
+		{"linger", linkFile("linger", "off", "off"), true, false, true},
+		{"DHCPv4 lease, IPv6LL pending", linkFile("configuring", "routable", "off"), true, false, true},
+		{"IPv4 link-local only", linkFile("configuring", "degraded", "off"), true, false, false},
+		{"no address yet", linkFile("configuring", "off", "off"), true, false, false},
+		{"IPv6 cluster, IPv4 only", linkFile("configuring", "routable", "degraded"), false, true, false},
+		{"IPv6 cluster, routable IPv6", linkFile("configuring", "off", "routable"), false, true, true},
+		{"both families, one there", linkFile("configuring", "routable", "degraded"), true, true, false},
+		{"both families there", linkFile("configuring", "routable", "routable"), true, true, true},
+		{"not required for online", strings.Replace(linkFile("configuring", "off", "off"), "REQUIRED_FOR_ONLINE=yes", "REQUIRED_FOR_ONLINE=no", 1), true, false, true},
+		{"pending", linkFile("pending", "off", "off"), true, false, false},
+		{"initialized", linkFile("initialized", "off", "off"), true, false, false},
+		{"empty file", "", true, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "2")
+			writeFile(t, p, tc.file, 0o644)
+			st, err := readNetworkdState(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, why := linkReady(st, tc.v4, tc.v6)
+			if got != tc.want {
+				t.Errorf("ready = %v (%s), want %v", got, why, tc.want)
+			}
+			if !got && why == "" {
+				t.Error("a link that is not ready must say why")
+			}
+		})
+	}
+}
+
+func TestReadNetworkdState(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "2")
+	writeFile(t, p, linkFile("configuring", "routable", "off"), 0o644)
+	st, err := readNetworkdState(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"ADMIN_STATE": "configuring", "DNS": "10.0.2.3 fd00::3", "DOMAINS": "",
+		"NETWORK_FILE": "/etc/systemd/network/80-imagebuilder-dhcp.network"} {
+		if got, ok := st[k]; !ok || got != want {
+			t.Errorf("%s = %q (present %v), want %q", k, got, ok, want)
+		}
+	}
+	if _, ok := st["# This is private data. Do not parse."]; ok || len(st) != 12 {
+		t.Errorf("parsed %d keys (%v), want the 12 assignments", len(st), st)
+	}
+}
+
+// TestWaitNetwork: under networkd ip-detect waits for the links to have
+// the masters' family (read from networkd's link states, not the whole
+// of network-online); without networkd, or with no master to take a
+// family from, for network-online.target. ip-detect runs after the wait.
 func TestWaitNetwork(t *testing.T) {
 	tests := []struct {
-		name       string
-		networkd   bool
-		waitOnline string // "" for none, else where it lives
-		masters    string
-		failWait   bool
-		wantArgs   string   // wait-online's arguments, "" when it must not run
-		wantTarget []string // units Start waited for
+		name     string
+		networkd bool
+		masters  string
+		links    map[string]string // ifindex -> state file at the start
+		later    map[string]string // written 150 ms later
+		// wantLater: ip-detect must see the later files' effect.
+		wantLater  bool
+		wantTarget []string
 	}{
-		{name: "networkd ipv4 masters", networkd: true, waitOnline: networkdWaitLib, masters: "192.168.76.11 192.168.76.12", wantArgs: "-4"},
-		{name: "networkd ipv6 masters, /usr/lib", networkd: true, waitOnline: networkdWaitUsr, masters: "fd00::11", wantArgs: "-6"},
-		{name: "networkd mixed masters", networkd: true, waitOnline: networkdWaitLib, masters: "192.168.76.11 fd00::11",
-			wantTarget: []string{"network-online.target"}},
-		{name: "no networkd", waitOnline: networkdWaitLib, masters: "192.168.76.11", wantTarget: []string{"network-online.target"}},
-		{name: "networkd without wait-online", networkd: true, masters: "192.168.76.11", wantTarget: []string{"network-online.target"}},
-		{name: "wait-online fails: ip-detect runs anyway", networkd: true, waitOnline: networkdWaitLib, masters: "192.168.76.11",
-			failWait: true, wantArgs: "-4"},
+		{name: "ready at once", networkd: true, masters: "192.168.76.11",
+			links: map[string]string{"1": linkFile("unmanaged", "off", "off"), "2": linkFile("configuring", "routable", "off"), "3": linkFile("configured", "routable", "degraded")}},
+		{name: "waits for the DHCP lease", networkd: true, masters: "192.168.76.11",
+			links: map[string]string{"2": linkFile("configuring", "off", "off"), "3": linkFile("configuring", "routable", "off")},
+			later: map[string]string{"2": linkFile("configuring", "routable", "off")}, wantLater: true},
+		{name: "waits for a link networkd has not picked up", networkd: true, masters: "192.168.76.11",
+			links: map[string]string{"2": linkFile("configured", "routable", "off")},
+			later: map[string]string{"3": linkFile("configuring", "routable", "off")}, wantLater: true},
+		{name: "IPv6 masters wait for IPv6", networkd: true, masters: "fd00::11",
+			links: map[string]string{"2": linkFile("configuring", "routable", "degraded"), "3": linkFile("configured", "off", "routable")},
+			later: map[string]string{"2": linkFile("configuring", "routable", "routable")}, wantLater: true},
+		{name: "no networkd", masters: "192.168.76.11", wantTarget: []string{"network-online.target"}},
+		{name: "networkd, no masters", networkd: true, wantTarget: []string{"network-online.target"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newTestHost(t)
 			if tc.networkd {
 				h.write(NetworkdStateFile, "OPER_STATE=routable\n")
-			}
-			var wait string
-			if tc.waitOnline != "" {
-				body := `echo "$@" > "$0.args"`
-				if tc.failWait {
-					body += "\necho 'Timeout occurred while waiting for network connectivity.' >&2; exit 1"
+				if err := os.MkdirAll(h.agent.Paths.Host(NetworkdLinksDir), 0o755); err != nil {
+					t.Fatal(err)
 				}
-				wait = script(t, h.agent.Paths.Host(tc.waitOnline), body)
 			}
-			// ip-detect records whether the wait came first.
-			ipDetect := script(t, filepath.Join(h.prefix, "etc", "ip-detect"), `test -e "`+wait+`.args" && echo waited > "$0.order"; echo 10.0.2.15`)
-			h.clusterEnv("CLUSTER_NAME=test", "IP_DETECT="+ipDetect, "MASTER_LIST="+tc.masters)
+			for idx, f := range tc.links {
+				h.write(filepath.Join(NetworkdLinksDir, idx), f)
+			}
+			flag := filepath.Join(t.TempDir(), "later")
+			if tc.later != nil {
+				go func() {
+					time.Sleep(150 * time.Millisecond)
+					for idx, f := range tc.later {
+						// networkd writes a temporary file and renames it.
+						tmp := h.agent.Paths.Host(filepath.Join(NetworkdLinksDir, "."+idx+".tmp"))
+						if err := os.WriteFile(tmp, []byte(f), 0o644); err != nil {
+							panic(err)
+						}
+						if err := os.WriteFile(flag, nil, 0o644); err != nil {
+							panic(err)
+						}
+						if err := os.Rename(tmp, h.agent.Paths.Host(filepath.Join(NetworkdLinksDir, idx))); err != nil {
+							panic(err)
+						}
+					}
+				}()
+			}
+			// ip-detect records whether the later state was written.
+			ipDetect := script(t, filepath.Join(h.prefix, "etc", "ip-detect"), `test -e "`+flag+`" && echo later > "$0.order"; echo 10.0.2.15`)
+			h.clusterEnv("CLUSTER_NAME=test", "IP_DETECT="+ipDetect, `MASTER_LIST="`+tc.masters+`"`)
 			if err := h.agent.IPDetect(context.Background()); err != nil {
 				t.Fatalf("IPDetect: %v", err)
 			}
-			args, err := os.ReadFile(wait + ".args")
-			if tc.wantArgs == "" {
-				if err == nil {
-					t.Errorf("wait-online ran with %q, want it not to run", args)
-				}
-			} else {
-				if strings.TrimSpace(string(args)) != tc.wantArgs {
-					t.Errorf("wait-online ran with %q, %v; want %q", args, err, tc.wantArgs)
-				}
-				if order, _ := os.ReadFile(ipDetect + ".order"); string(order) != "waited\n" {
-					t.Error("ip-detect ran before wait-online")
-				}
+			order, _ := os.ReadFile(ipDetect + ".order")
+			if got := string(order) == "later\n"; got != tc.wantLater {
+				t.Errorf("ip-detect ran after the later link states: %v, want %v", got, tc.wantLater)
 			}
 			if got := h.sd.waited; !reflect.DeepEqual(got, tc.wantTarget) {
 				t.Errorf("waited for units %q, want %q", got, tc.wantTarget)
@@ -71,6 +169,24 @@ func TestWaitNetwork(t *testing.T) {
 				t.Errorf("ip.env = %q", got)
 			}
 		})
+	}
+}
+
+// TestWaitNetworkdTimeout: links that never get there end the wait with
+// an error naming each one and why; the caller then runs ip-detect anyway.
+func TestWaitNetworkdTimeout(t *testing.T) {
+	h := newTestHost(t)
+	h.write(filepath.Join(NetworkdLinksDir, "2"), linkFile("configuring", "off", "off"))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := h.agent.waitNetworkd(ctx, true, false)
+	if err == nil {
+		t.Fatal("waitNetworkd returned nil for links that never get an address")
+	}
+	for _, want := range []string{"enp0s1: configuring, no routable IPv4 address yet", "enp0s3: networkd has not picked it up yet"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }
 
