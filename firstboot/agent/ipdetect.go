@@ -19,7 +19,8 @@ import (
 // family (waitNetwork), runs the cluster's ip-detect script until it prints
 // one IP that is assigned to a local interface (retrying with
 // IPDetectRetry), refuses an IP that differs from the one the host joined
-// with, and writes /run/cluster/ip.env.
+// with, and writes /run/cluster/ip.env. Meanwhile it enqueues the role
+// target (enqueueRoleTarget), whose services wait for it to succeed.
 func (a *Agent) IPDetect(ctx context.Context) error {
 	cfg, err := a.loadConfig()
 	if err != nil {
@@ -28,12 +29,17 @@ func (a *Agent) IPDetect(ctx context.Context) error {
 	if cfg, err = a.ipDetectOverride(cfg); err != nil {
 		return err
 	}
+	early := a.enqueueRoleTarget(ctx)
+	defer early.wait() //nolint:errcheck // finish reports it on success
 	a.waitNetwork(ctx, cfg)
 	ip, err := a.detectIP(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	if err := a.checkIPOfRecord(ip); err != nil {
+		return err
+	}
+	if err := early.finish(a, ip); err != nil {
 		return err
 	}
 	content, err := FormatEnv([2]string{"DETECTED_IP", ip.String()})

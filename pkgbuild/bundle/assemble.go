@@ -162,12 +162,17 @@ func copyUnits(u map[string][]string) map[string][]string {
 	return out
 }
 
-// roleTarget is the generated systemd/cluster-<role>.target.
+// roleTarget is the generated systemd/cluster-<role>.target. It requires
+// and follows cluster-ipdetect.service (the firstboot package's): a role
+// runs only with a detected IP, and a target enqueued while ip-detect
+// still runs fails with it instead of becoming active without its
+// services.
 func roleTarget(role string, units []string) []byte {
 	units = append([]string(nil), units...)
 	sort.Strings(units)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "[Unit]\nDescription=Cluster role %s\nPartOf=cluster.target\n", role)
+	b.WriteString("Requires=cluster-ipdetect.service\nAfter=cluster-ipdetect.service\n")
 	if len(units) > 0 {
 		fmt.Fprintf(&b, "Wants=%s\nAfter=%s\n", strings.Join(units, " "), strings.Join(units, " "))
 	}

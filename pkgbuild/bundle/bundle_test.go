@@ -229,9 +229,9 @@ func TestRoleTargets(t *testing.T) {
 	b, _ := assemble(t, baseInput(t))
 	_, got := list(t, b)
 	want := map[string]string{
-		"master":       "[Unit]\nDescription=Cluster role master\nPartOf=cluster.target\nWants=a.service\nAfter=a.service\n",
-		"agent":        "[Unit]\nDescription=Cluster role agent\nPartOf=cluster.target\nWants=b.service b.socket\nAfter=b.service b.socket\n",
-		"agent_public": "[Unit]\nDescription=Cluster role agent_public\nPartOf=cluster.target\nWants=b.service\nAfter=b.service\n",
+		"master":       "[Unit]\nDescription=Cluster role master\nPartOf=cluster.target\nRequires=cluster-ipdetect.service\nAfter=cluster-ipdetect.service\nWants=a.service\nAfter=a.service\n",
+		"agent":        "[Unit]\nDescription=Cluster role agent\nPartOf=cluster.target\nRequires=cluster-ipdetect.service\nAfter=cluster-ipdetect.service\nWants=b.service b.socket\nAfter=b.service b.socket\n",
+		"agent_public": "[Unit]\nDescription=Cluster role agent_public\nPartOf=cluster.target\nRequires=cluster-ipdetect.service\nAfter=cluster-ipdetect.service\nWants=b.service\nAfter=b.service\n",
 	}
 	for role, w := range want {
 		if g := got["systemd/cluster-"+role+".target"].data; g != w {
@@ -240,7 +240,7 @@ func TestRoleTargets(t *testing.T) {
 	}
 	empty, _ := assemble(t, Input{Prefix: "/opt/cluster"})
 	_, got = list(t, empty)
-	if g := got["systemd/cluster-agent.target"].data; g != "[Unit]\nDescription=Cluster role agent\nPartOf=cluster.target\n" {
+	if g := got["systemd/cluster-agent.target"].data; g != "[Unit]\nDescription=Cluster role agent\nPartOf=cluster.target\nRequires=cluster-ipdetect.service\nAfter=cluster-ipdetect.service\n" {
 		t.Errorf("empty agent target: %q", g)
 	}
 }
