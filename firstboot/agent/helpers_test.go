@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -152,11 +153,15 @@ func (f *fakeSystemd) StartNoBlock(_ context.Context, unit string) error {
 	return nil
 }
 
-// Start records a blocking start (the network wait's fallback).
+// Start records a blocking start (the network wait's fallback); with
+// offline set, the job fails.
 func (f *fakeSystemd) Start(_ context.Context, unit string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.waited = append(f.waited, unit)
+	if f.offline {
+		return errors.New("Job for " + unit + " failed.")
+	}
 	return nil
 }
 

@@ -31,8 +31,8 @@ func (a *Agent) IPDetect(ctx context.Context) error {
 	}
 	early := a.enqueueRoleTarget(ctx)
 	defer early.wait() //nolint:errcheck // finish reports it on success
-	a.waitNetwork(ctx, cfg)
-	ip, err := a.detectIP(ctx, cfg)
+	online := a.waitNetwork(ctx, cfg)
+	ip, err := a.detectIP(ctx, cfg, online)
 	if err != nil {
 		return err
 	}
@@ -56,10 +56,11 @@ func (a *Agent) IPDetect(ctx context.Context) error {
 
 // detectIP runs ip-detect with backoff until one attempt gives a usable IP.
 // A change of the host's addresses or routes (WatchNet) starts the next
-// attempt at once, so the answer comes as soon as the address exists. The
-// retry budget does not run out before network-online.target is reached
-// (within networkOnlineGrace), since the unit does not wait for it.
-func (a *Agent) detectIP(ctx context.Context, cfg clusterConfig) (netip.Addr, error) {
+// attempt at once, so the answer comes as soon as the address exists. When
+// the network wait did not end with the network configured (online false),
+// the retry budget does not run out before network-online.target is
+// reached (within networkOnlineGrace).
+func (a *Agent) detectIP(ctx context.Context, cfg clusterConfig, online bool) (netip.Addr, error) {
 	start := time.Now()
 	wait := a.IPDetectRetry.Min
 	env := append(a.Environ(), cfg.env.Environ()...)
@@ -85,7 +86,7 @@ func (a *Agent) detectIP(ctx context.Context, cfg clusterConfig) (netip.Addr, er
 		if ctx.Err() != nil {
 			return netip.Addr{}, fmt.Errorf("ip-detect %s interrupted after %d attempt(s): %w", cfg.ipDetect, attempt, ctx.Err())
 		}
-		if elapsed+wait > a.IPDetectRetry.Total && a.retryBudgetSpent(ctx, elapsed) {
+		if elapsed+wait > a.IPDetectRetry.Total && (online || a.retryBudgetSpent(ctx, elapsed)) {
 			return netip.Addr{}, fmt.Errorf("ip-detect %s gave no usable IP after %d attempt(s) in %s; last attempt: %w",
 				cfg.ipDetect, attempt, elapsed.Round(time.Millisecond), err)
 		}

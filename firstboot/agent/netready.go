@@ -50,9 +50,11 @@ const networkPoll = 250 * time.Millisecond
 // take a family from). A wait that fails is logged and ip-detect
 // runs anyway, as it would once network-online.target is reached after a
 // failed wait-online.
-func (a *Agent) waitNetwork(ctx context.Context, cfg clusterConfig) {
+//
+// It reports whether the wait ended with the network configured.
+func (a *Agent) waitNetwork(ctx context.Context, cfg clusterConfig) bool {
 	if a.Systemd == nil {
-		return
+		return false
 	}
 	start := time.Now()
 	v4, v6 := masterFamilies(cfg)
@@ -68,9 +70,10 @@ func (a *Agent) waitNetwork(ctx context.Context, cfg clusterConfig) {
 	if err != nil {
 		a.Log.Warn("waiting for the network failed; running ip-detect anyway", "waited_for", how, "err", err,
 			"after", time.Since(start).Round(time.Millisecond))
-		return
+		return false
 	}
 	a.Log.Info("network configured", "waited_for", how, "after", time.Since(start).Round(time.Millisecond))
+	return true
 }
 
 func familyNames(v4, v6 bool) string {

@@ -209,3 +209,28 @@ func TestMasterFamilies(t *testing.T) {
 		}
 	}
 }
+
+// TestIPDetectBudgetOnceLinksConfigured: when networkd's links were
+// configured, a failing ip-detect gives up at its retry budget without
+// waiting for network-online.target (which nothing of ours pulls in).
+func TestIPDetectBudgetOnceLinksConfigured(t *testing.T) {
+	h := newTestHost(t)
+	h.agent.IPDetectRetry = Backoff{Min: 10 * time.Millisecond, Max: 10 * time.Millisecond, Total: 50 * time.Millisecond}
+	h.sd.offline = true
+	h.write(NetworkdStateFile, "OPER_STATE=routable\n")
+	h.write(filepath.Join(NetworkdLinksDir, "2"), linkFile("configured", "routable", "off"))
+	h.write(filepath.Join(NetworkdLinksDir, "3"), linkFile("configuring", "routable", "off"))
+	ipDetect := script(t, filepath.Join(h.prefix, "etc", "ip-detect"), "exit 1")
+	h.clusterEnv("CLUSTER_NAME=test", "IP_DETECT="+ipDetect, "MASTER_LIST=192.168.76.11")
+	start := time.Now()
+	err := h.agent.IPDetect(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "gave no usable IP") {
+		t.Fatalf("IPDetect = %v, want it to give up", err)
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("IPDetect gave up only after %s", elapsed)
+	}
+	if len(h.sd.asked) != 0 || len(h.sd.waited) != 0 {
+		t.Errorf("asked systemd about %q and waited for %q, want neither", h.sd.asked, h.sd.waited)
+	}
+}

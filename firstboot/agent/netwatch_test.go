@@ -54,9 +54,9 @@ func TestIPDetectRetriesOnNetworkChange(t *testing.T) {
 	}
 }
 
-// TestIPDetectWaitsForNetworkOnline: past its budget, ip-detect keeps
-// retrying while network-online.target is not reached, and gives up once
-// it is.
+// TestIPDetectWaitsForNetworkOnline: when the network wait failed, ip-detect
+// past its budget keeps retrying while network-online.target is not
+// reached, and gives up once it is.
 func TestIPDetectWaitsForNetworkOnline(t *testing.T) {
 	h := newTestHost(t)
 	h.agent.IPDetectRetry = Backoff{Min: 10 * time.Millisecond, Max: 10 * time.Millisecond, Total: 50 * time.Millisecond}

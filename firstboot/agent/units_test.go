@@ -58,7 +58,6 @@ func TestUnits(t *testing.T) {
 		}},
 		{file: "cluster-ipdetect.service", want: map[string][]string{
 			"Unit.After":              {"systemd-networkd.service NetworkManager.service"},
-			"Unit.Wants":              {"network-online.target"},
 			"Service.Type":            {"oneshot"},
 			"Service.RemainAfterExit": {"yes"},
 			"Service.ExecStart":       {"@PREFIX@/bin/cluster-firstboot ipdetect"},
