@@ -22,7 +22,7 @@ import (
 var multiUserRE = regexp.MustCompile(`Reached target .*Multi-User System`)
 
 // BenchSpec is a boot benchmark: the same base with and without firstboot,
-// booted in pairs so both see the same load.
+// each cluster host booted beside a plain one so both see the same load.
 type BenchSpec struct {
 	// Plain is the image without the cluster (e.g. cluster.target masked on
 	// its kernel command line); Cluster the image with it, booted as one
@@ -37,9 +37,10 @@ type BenchSpec struct {
 	Log     *slog.Logger
 }
 
-// BenchRun is one run's seconds from QEMU start: plain hosts to
-// multi-user.target, cluster hosts to multi-user.target and to their joined
-// line.
+// BenchRun is one run's seconds from each VM's QEMU start: the plain
+// hosts to multi-user.target (the first booted with the master, the
+// second with the agent), the cluster hosts to multi-user.target and to
+// their joined line.
 type BenchRun struct {
 	Plain        []float64 `json:"plain_multi_user"`
 	MasterBoot   float64   `json:"master_multi_user"`
@@ -95,26 +96,22 @@ func (r *BenchReport) Column(name string) Stats {
 // median of Overheads(false).
 func (r *BenchReport) Overhead() float64 { return r.Overheads(false).Median }
 
-// Overheads is what firstboot adds to a plain boot: per run, the master's
-// (or, with agent, the agent's) boot-to-joined minus the mean plain boot to
-// multi-user.target of the same run (the load of a shared machine drifts
-// between runs, less within one), over the runs. The master joins without
-// waiting for any other host; an agent's join also waits for its master.
+// Overheads is what firstboot adds to a plain boot: per run, the
+// master's (or, with agent, the agent's) boot-to-joined minus the
+// multi-user.target of the plain host that booted beside it, over the
+// runs. The master joins without waiting for any other host; the agent
+// boots while its master is up.
 func (r *BenchReport) Overheads(agent bool) Stats {
 	var d []float64
 	for _, run := range r.Runs {
-		if len(run.Plain) == 0 {
+		i, joined := 0, run.MasterJoined
+		if agent {
+			i, joined = 1, run.AgentJoined
+		}
+		if len(run.Plain) <= i {
 			continue
 		}
-		sum := 0.0
-		for _, p := range run.Plain {
-			sum += p
-		}
-		joined := run.MasterJoined
-		if agent {
-			joined = run.AgentJoined
-		}
-		d = append(d, joined-sum/float64(len(run.Plain)))
+		d = append(d, joined-run.Plain[i])
 	}
 	return stats(d)
 }
@@ -144,13 +141,15 @@ func (r *BenchReport) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "%-44s %7.1f %7.1f %7.1f\n", row.label, s.Median, s.Min, s.Max)
 	}
 	fmt.Fprintf(w, "master joins %.1f s after its own multi-user.target (median of runs)\n", r.AfterBoot())
-	fmt.Fprintf(w, "firstboot adds %.1f s (master joined - the same run's plain multi-user, median of runs)\n", r.Overhead())
+	fmt.Fprintf(w, "firstboot adds %.1f s (master joined - multi-user of the plain host booted beside it, median of runs)\n", r.Overhead())
 }
 
-// Bench boots spec.Plain twice at once, then spec.Cluster as a master and
-// an agent at once, spec.Runs times, and measures every boot. Both pairs
-// get the same VMs (user-mode NIC plus the link between them, with the
-// same credentials), so a plain boot differs only by its image.
+// Bench measures, spec.Runs times, what firstboot adds to a plain boot,
+// each cluster host against a plain host booted at the same moment on the
+// same virtual hardware (user-mode NIC plus the link between them, the
+// same credentials), so both see the same load of a shared machine: first
+// a master with a plain host, then, while the master stays up, an agent
+// with another plain host.
 func Bench(ctx context.Context, spec BenchSpec) (*BenchReport, error) {
 	if spec.Plain == "" || spec.Cluster == "" {
 		return nil, errors.New("bench: plain and cluster images are required")
@@ -179,102 +178,147 @@ func Bench(ctx context.Context, spec BenchSpec) (*BenchReport, error) {
 	}
 	rep := &BenchReport{Accel: accel}
 	for i := range spec.Runs {
-		var run BenchRun
-		// The plain pair runs on the same virtual hardware as the cluster
-		// pair (both NICs, the link configured, the same credentials):
-		// only cluster.target being masked differs.
-		plain, err := benchPair(ctx, spec, accel, spec.Plain, []Node{
-			{Name: "plain-1", Role: "master", LinkIP: "192.168.76.11"},
-			{Name: "plain-2", Role: "agent", LinkIP: "192.168.76.21"}}, false)
+		run, err := benchRun(ctx, spec, accel)
 		if err != nil {
-			return rep, fmt.Errorf("run %d, plain: %w", i+1, err)
+			return rep, fmt.Errorf("run %d: %w", i+1, err)
 		}
-		run.Plain = []float64{plain[0].boot, plain[1].boot}
-		cl, err := benchPair(ctx, spec, accel, spec.Cluster, []Node{
-			{Name: "master-1", Role: "master", LinkIP: "192.168.76.11"},
-			{Name: "agent-1", Role: "agent", LinkIP: "192.168.76.21"}}, true)
-		if err != nil {
-			return rep, fmt.Errorf("run %d, cluster: %w", i+1, err)
-		}
-		run.MasterBoot, run.MasterJoined = cl[0].boot, cl[0].joined
-		run.AgentBoot, run.AgentJoined = cl[1].boot, cl[1].joined
 		spec.Log.Info("bench run", "run", i+1, "plain", run.Plain, "master_joined", run.MasterJoined, "agent_joined", run.AgentJoined)
 		rep.Runs = append(rep.Runs, run)
 	}
 	return rep, nil
 }
 
+// benchRun is one run: master and plain-1 at once, then agent and plain-2
+// at once while the master stays up, all on one hub.
+func benchRun(ctx context.Context, spec BenchSpec, accel string) (BenchRun, error) {
+	var run BenchRun
+	s, err := newBenchSession(ctx, spec, accel)
+	if err != nil {
+		return run, err
+	}
+	defer s.close()
+	first, err := s.boot([]benchNode{
+		{Node{Name: "master-1", Role: "master", LinkIP: "192.168.76.11"}, spec.Cluster, true},
+		{Node{Name: "plain-1", Role: "master", LinkIP: "192.168.76.12"}, spec.Plain, false}})
+	if err != nil {
+		return run, err
+	}
+	second, err := s.boot([]benchNode{
+		{Node{Name: "agent-1", Role: "agent", LinkIP: "192.168.76.21"}, spec.Cluster, true},
+		{Node{Name: "plain-2", Role: "agent", LinkIP: "192.168.76.22"}, spec.Plain, false}})
+	if err != nil {
+		return run, err
+	}
+	run.MasterBoot, run.MasterJoined = first[0].boot, first[0].joined
+	run.AgentBoot, run.AgentJoined = second[0].boot, second[0].joined
+	run.Plain = []float64{first[1].boot, second[1].boot}
+	return run, nil
+}
+
 type benchTimes struct{ boot, joined float64 }
 
-// benchPair boots nodes from disk at once (overlays), linked by a hub when
-// they have link addresses, and times multi-user.target and, with join,
-// the joined line.
-func benchPair(ctx context.Context, spec BenchSpec, accel, disk string, nodes []Node, join bool) ([]benchTimes, error) {
+// benchNode is a VM of a bench run: a node, its disk and whether to wait
+// for its joined line.
+type benchNode struct {
+	Node
+	disk string
+	join bool
+}
+
+// benchSession holds the VMs of one run (they are killed together: an
+// agent's join needs its master up) and the hub that links them.
+type benchSession struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	spec   BenchSpec
+	accel  string
+	dir    string
+	hub    *qemu.Hub
+	mu     sync.Mutex
+	vms    []*qemu.VM
+	nodes  int // nodes started so far: the next one's hub MAC
+}
+
+func newBenchSession(ctx context.Context, spec BenchSpec, accel string) (*benchSession, error) {
 	dir, err := os.MkdirTemp("", "ibbench-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	var hub *qemu.Hub
-	if nodes[0].LinkIP != "" {
-		if hub, err = qemu.NewHub(spec.Log); err != nil {
-			return nil, err
-		}
-		defer hub.Close()
+	hub, err := qemu.NewHub(spec.Log)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, 2*spec.Timeout)
+	return &benchSession{ctx: ctx, cancel: cancel, spec: spec, accel: accel, dir: dir, hub: hub}, nil
+}
+
+func (s *benchSession) close() {
+	s.mu.Lock()
+	for _, vm := range s.vms {
+		vm.Kill()
+	}
+	s.mu.Unlock()
+	s.hub.Close()
+	s.cancel()
+	os.RemoveAll(s.dir)
+}
+
+// boot starts nodes at once and times each one's multi-user.target and,
+// when asked, its joined line, from its QEMU start. The VMs keep running.
+func (s *benchSession) boot(nodes []benchNode) ([]benchTimes, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.spec.Timeout)
 	defer cancel()
 	out := make([]benchTimes, len(nodes))
 	errs := make([]error, len(nodes))
-	vms := make([]*qemu.VM, len(nodes))
-	// An agent's join needs its master up: kill only when all are done.
-	defer func() {
-		for _, vm := range vms {
-			if vm != nil {
-				vm.Kill()
-			}
-		}
-	}()
 	var wg sync.WaitGroup
+	first := s.nodes
+	s.nodes += len(nodes)
 	for i, n := range nodes {
-		cfg := qemu.Config{Disk: disk, Snapshot: true, Accel: accel, Memory: spec.Memory, CPUs: 1,
-			WorkDir: filepath.Join(dir, n.Name), Log: spec.Log.With("node", n.Name),
-			SMBIOSCredentials: credentials(n, i), NICs: []qemu.NIC{{}}}
-		if hub != nil {
-			cfg.NICs = append(cfg.NICs, hub.NIC(linkMAC(i)))
-		}
+		idx := first + i // a MAC of its own on the hub
+		cfg := qemu.Config{Disk: n.disk, Snapshot: true, Accel: s.accel, Memory: s.spec.Memory, CPUs: 1,
+			WorkDir: filepath.Join(s.dir, n.Name), Log: s.spec.Log.With("node", n.Name),
+			SMBIOSCredentials: credentials(n.Node, idx), NICs: []qemu.NIC{{}, s.hub.NIC(linkMAC(idx))}}
 		wg.Go(func() {
 			start := time.Now()
-			vm, err := qemu.Start(ctx, cfg)
+			vm, err := qemu.Start(s.ctx, cfg)
 			if err != nil {
 				errs[i] = err
 				return
 			}
-			vms[i] = vm
-			con := watchConsole(vm, start)
-			fail := func(what string, err error) error {
-				return fmt.Errorf("%s: waiting for %s: %w; last console lines:\n%s", n.Name, what, err, con.tail(15))
-			}
-			_, _, l, err := con.wait(ctx, 0, multiUserRE)
-			if err != nil {
-				errs[i] = fail("multi-user.target", err)
-				return
-			}
-			out[i].boot = round(l.at.Seconds())
-			if !join {
-				return
-			}
-			_, which, l, err := con.wait(ctx, 0, joinedRE, failedRE)
-			switch {
-			case err != nil:
-				errs[i] = fail("the joined line", err)
-			case which == 1:
-				errs[i] = fmt.Errorf("%s: firstboot failed: %s", n.Name, l.text)
-			default:
-				out[i].joined = round(l.at.Seconds())
-			}
+			s.mu.Lock()
+			s.vms = append(s.vms, vm)
+			s.mu.Unlock()
+			out[i], errs[i] = benchWatch(ctx, vm, start, n)
 		})
 	}
 	wg.Wait()
 	return out, errors.Join(errs...)
+}
+
+// benchWatch reads vm's console for node n's multi-user.target and, with
+// n.join, its joined line.
+func benchWatch(ctx context.Context, vm *qemu.VM, start time.Time, n benchNode) (benchTimes, error) {
+	var t benchTimes
+	con := watchConsole(vm, start)
+	fail := func(what string, err error) error {
+		return fmt.Errorf("%s: waiting for %s: %w; last console lines:\n%s", n.Name, what, err, con.tail(15))
+	}
+	_, _, l, err := con.wait(ctx, 0, multiUserRE)
+	if err != nil {
+		return t, fail("multi-user.target", err)
+	}
+	t.boot = round(l.at.Seconds())
+	if !n.join {
+		return t, nil
+	}
+	_, which, l, err := con.wait(ctx, 0, joinedRE, failedRE)
+	switch {
+	case err != nil:
+		return t, fail("the joined line", err)
+	case which == 1:
+		return t, fmt.Errorf("%s: firstboot failed: %s", n.Name, l.text)
+	}
+	t.joined = round(l.at.Seconds())
+	return t, nil
 }
