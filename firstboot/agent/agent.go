@@ -19,6 +19,9 @@ const (
 	RoleFile             = "/etc/cluster/role"
 	CmdlineFile          = "/proc/cmdline"
 	IPEnvFile            = "/run/cluster/ip.env"
+	// EnqueuedFile names the role target that ip-detect enqueued this
+	// boot; join consumes it instead of starting the target again.
+	EnqueuedFile = "/run/cluster/role-target-enqueued"
 	StateIPFile          = "/var/lib/cluster/ip"
 	JoinedFile           = "/var/lib/cluster/joined"
 	SystemCredentialsDir = "/run/credentials/@system"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"sync"
 )
 
@@ -71,6 +72,28 @@ func (e *earlyStart) finish(a *Agent, ip netip.Addr) error {
 		a.Log.Warn("could not enqueue the role target early; cluster-firstboot starts it", "target", e.target, "err", err)
 		return nil
 	}
+	if err := WriteFileAtomic(a.Paths.Host(EnqueuedFile), []byte(e.target+"\n"), 0o644); err != nil {
+		a.Log.Warn("could not record the enqueued role target; cluster-firstboot starts it again", "err", err)
+	}
 	a.Log.Info("role target enqueued; it starts when ip-detect succeeds", "target", e.target)
 	return nil
+}
+
+// startRoleTarget starts target for Join, unless ip-detect enqueued it
+// this boot: that record is consumed (removed), so a later run of Join,
+// after someone stopped the target, starts it again.
+func (a *Agent) startRoleTarget(ctx context.Context, target string) error {
+	p := a.Paths.Host(EnqueuedFile)
+	enqueued, ok, err := readTrimmed(p)
+	if err == nil && ok {
+		err = os.Remove(p)
+	}
+	if err != nil {
+		a.Log.Warn("cannot read or consume the enqueued role target; starting it", "file", EnqueuedFile, "err", err)
+	}
+	if err == nil && enqueued == target {
+		a.Log.Info("role target was enqueued by ip-detect", "target", target)
+		return nil
+	}
+	return a.Systemd.StartNoBlock(ctx, target)
 }

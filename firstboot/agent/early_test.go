@@ -59,6 +59,48 @@ func TestIPDetectEnqueuesRoleTarget(t *testing.T) {
 			if got := h.read(StateIPFile); got != tc.wantIP {
 				t.Errorf("IP of record = %q, want %q", got, tc.wantIP)
 			}
+			// The record Join consumes exists only after a successful
+			// enqueue and ip-detect.
+			wantRecord := "<missing>"
+			if tc.wantErr == "" && tc.sdErr == nil && len(tc.wantStart) == 1 {
+				wantRecord = tc.wantStart[0] + "\n"
+			}
+			if got := h.read(EnqueuedFile); got != wantRecord {
+				t.Errorf("enqueued record = %q, want %q", got, wantRecord)
+			}
 		})
+	}
+}
+
+// TestJoinConsumesEnqueuedTarget: Join does not start the role target that
+// ip-detect enqueued this boot, and consumes that record, so a second Join
+// (after someone stopped the target) starts it; a record for another
+// target is no reason to skip.
+func TestJoinConsumesEnqueuedTarget(t *testing.T) {
+	h := joinHost(t, "master", "exit 0")
+	h.write(EnqueuedFile, "cluster-master.target\n")
+	if err := h.agent.Join(context.Background()); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	if got := h.sd.units(); len(got) != 0 {
+		t.Errorf("Join started %q, want nothing (ip-detect enqueued the target)", got)
+	}
+	if got := h.read(EnqueuedFile); got != "<missing>" {
+		t.Errorf("the record was not consumed: %q", got)
+	}
+	if err := h.agent.Join(context.Background()); err != nil {
+		t.Fatalf("second Join: %v", err)
+	}
+	if got := h.sd.units(); !reflect.DeepEqual(got, []string{"cluster-master.target"}) {
+		t.Errorf("second Join started %q, want the role target", got)
+	}
+
+	other := joinHost(t, "agent", "exit 0")
+	other.write(EnqueuedFile, "cluster-master.target\n")
+	if err := other.agent.Join(context.Background()); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	if got := other.sd.units(); !reflect.DeepEqual(got, []string{"cluster-agent.target"}) {
+		t.Errorf("Join with a record for another target started %q", got)
 	}
 }

@@ -47,7 +47,7 @@ func (a *Agent) Join(ctx context.Context) error {
 		if was := marker.Values["ROLE"]; was != "" && was != role {
 			return fmt.Errorf("role changed after join: joined as %s, now %s (from %s); refusing", was, role, from)
 		}
-		if err := a.Systemd.StartNoBlock(ctx, target); err != nil {
+		if err := a.startRoleTarget(ctx, target); err != nil {
 			return err
 		}
 		a.Log.Info("already joined; started role target", "target", target, "joined", marker.Values["JOINED_AT"])
@@ -58,7 +58,7 @@ func (a *Agent) Join(ctx context.Context) error {
 	if err := WriteFileAtomic(a.Paths.Host(StateIPFile), []byte(ip.String()+"\n"), 0o644); err != nil {
 		return fmt.Errorf("recording IP of record: %w", err)
 	}
-	if err := a.Systemd.StartNoBlock(ctx, target); err != nil {
+	if err := a.startRoleTarget(ctx, target); err != nil {
 		return err
 	}
 	a.Log.Info("started role target", "target", target)
