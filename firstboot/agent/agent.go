@@ -19,9 +19,6 @@ const (
 	RoleFile             = "/etc/cluster/role"
 	CmdlineFile          = "/proc/cmdline"
 	IPEnvFile            = "/run/cluster/ip.env"
-	// EnqueuedFile names the role target that ip-detect enqueued this
-	// boot; join consumes it instead of starting the target again.
-	EnqueuedFile = "/run/cluster/role-target-enqueued"
 	StateIPFile          = "/var/lib/cluster/ip"
 	JoinedFile           = "/var/lib/cluster/joined"
 	SystemCredentialsDir = "/run/credentials/@system"
@@ -33,6 +30,9 @@ const (
 	// IPDetectOverrideFile is where that script is copied to run (the
 	// credentials directory is not executable).
 	IPDetectOverrideFile = "/run/cluster/ip-detect"
+	// EnqueuedFile names the role target that ip-detect enqueued this
+	// boot; join consumes it instead of starting the target again.
+	EnqueuedFile = "/run/cluster/role-target-enqueued"
 )
 
 // Paths locates everything the agent reads and writes.
