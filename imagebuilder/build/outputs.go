@@ -180,6 +180,7 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 	res.GrowRoot = want(append(diskFormats, "iso")...) && !o.NoGrowRoot
 	seed := strings.Join([]string{res.BaseSHA256, res.BundleSHA256, o.Role, cmdline, fmt.Sprint(o.SizeMiB),
 		o.Boot, fmt.Sprint(res.GrowRoot), fmt.Sprint(o.SourceDateEpoch)}, "\n")
+	ids := disk.ConvertIDs{Seed: seed, SourceDateEpoch: o.SourceDateEpoch}
 
 	return []outputStep{
 		{"write rootfs tar", want("tar", "oci"), func() error {
@@ -325,9 +326,9 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 			}
 			return nil
 		}},
-		{"convert qcow2", want("qcow2"), func() error { return convert(ctx, rawPath, path("qcow2"), "qcow2", res) }},
-		{"convert vmdk", want("vmdk"), func() error { return convert(ctx, rawPath, path("vmdk"), "vmdk", res) }},
-		{"convert vhd", want("vhd"), func() error { return convert(ctx, rawPath, path("vhd"), "vhd", res) }},
+		{"convert qcow2", want("qcow2"), func() error { return convert(ctx, rawPath, path("qcow2"), "qcow2", ids, res) }},
+		{"convert vmdk", want("vmdk"), func() error { return convert(ctx, rawPath, path("vmdk"), "vmdk", ids, res) }},
+		{"convert vhd", want("vhd"), func() error { return convert(ctx, rawPath, path("vhd"), "vhd", ids, res) }},
 		{"write installer iso", want("iso"), func() error {
 			k, err := disk.FindKernel(tree)
 			if err != nil {
@@ -345,8 +346,8 @@ func outputSteps(ctx context.Context, log *slog.Logger, o *Options, tree *overla
 	}, func() error { return wait() }
 }
 
-func convert(ctx context.Context, raw, out, format string, res *Result) error {
-	sum, err := disk.DefaultTools().ConvertSum(ctx, raw, out, format)
+func convert(ctx context.Context, raw, out, format string, ids disk.ConvertIDs, res *Result) error {
+	sum, err := disk.DefaultTools().ConvertSum(ctx, raw, out, format, ids)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ func ConvertQcow2(ctx context.Context, raw, out string) error {
 
 // ConvertQcow2 is ConvertQcow2 with these tools.
 func (t Tools) ConvertQcow2(ctx context.Context, raw, out string) error {
-	return t.Convert(ctx, raw, out, "qcow2")
+	return t.Convert(ctx, raw, out, "qcow2", ConvertIDs{})
 }
 
 // Conversions are the qemu-img output formats and options of the disk
@@ -31,19 +31,20 @@ var Conversions = map[string][]string{
 }
 
 // Convert converts the raw image at raw into format (a key of Conversions)
-// at out with qemu-img. out appears complete or not at all.
-func (t Tools) Convert(ctx context.Context, raw, out, format string) error {
-	_, err := t.convert(ctx, raw, out, format, false)
+// at out with qemu-img. out appears complete or not at all. The ids that
+// qemu-img draws at random in vmdk and vhd images come from ids.
+func (t Tools) Convert(ctx context.Context, raw, out, format string, ids ConvertIDs) error {
+	_, err := t.convert(ctx, raw, out, format, ids, false)
 	return err
 }
 
 // ConvertSum is Convert that also returns the hex sha256 of out, read while
 // the file is synced to disk.
-func (t Tools) ConvertSum(ctx context.Context, raw, out, format string) (string, error) {
-	return t.convert(ctx, raw, out, format, true)
+func (t Tools) ConvertSum(ctx context.Context, raw, out, format string, ids ConvertIDs) (string, error) {
+	return t.convert(ctx, raw, out, format, ids, true)
 }
 
-func (t Tools) convert(ctx context.Context, raw, out, format string, sum bool) (string, error) {
+func (t Tools) convert(ctx context.Context, raw, out, format string, ids ConvertIDs, sum bool) (string, error) {
 	t = t.withDefaults()
 	conv, ok := Conversions[format]
 	if !ok {
@@ -52,22 +53,20 @@ func (t Tools) convert(ctx context.Context, raw, out, format string, sum bool) (
 	if _, err := os.Stat(raw); err != nil {
 		return "", fmt.Errorf("converting to %s: %w", format, err)
 	}
-	// qemu-img creates the file itself; reserve a unique temporary name in
-	// the destination directory and let it overwrite that.
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
+	// qemu-img creates the file itself, and a vmdk names its own file in
+	// its descriptor: convert under the final name, in a private
+	// temporary folder beside out, then rename.
+	dir, err := os.MkdirTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
 	if err != nil {
 		return "", fmt.Errorf("converting to %s: %w", format, err)
 	}
-	tmp := f.Name()
-	f.Close()
-	done := false
-	defer func() {
-		if !done {
-			os.Remove(tmp)
-		}
-	}()
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, filepath.Base(out))
 	args := append(append([]string{"convert", "-q", "-f", "raw"}, conv...), raw, tmp)
 	if _, _, err := t.Runner.Run(ctx, Cmd{Tool: t.QemuImg, Args: args}); err != nil {
+		return "", fmt.Errorf("converting %s to %s: %w", raw, format, err)
+	}
+	if err := stampIDs(tmp, format, ids); err != nil {
 		return "", fmt.Errorf("converting %s to %s: %w", raw, format, err)
 	}
 	digest := make(chan error, 1)
@@ -91,7 +90,6 @@ func (t Tools) convert(ctx context.Context, raw, out, format string, sum bool) (
 	if err := os.Rename(tmp, out); err != nil {
 		return "", fmt.Errorf("converting to %s: %w", format, err)
 	}
-	done = true
 	return sumHex, nil
 }
 
