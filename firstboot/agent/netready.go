@@ -39,17 +39,16 @@ const networkPoll = 250 * time.Millisecond
 // never from a half-configured one — a default route on another NIC must
 // not win a race against the right NIC.
 //
-// Under systemd-networkd it reads networkd's link states (networkdReady):
-// every link networkd manages is configured, or has a routable address of
-// each family the masters use. That is what network-online.target means
+// Under systemd-networkd it reads networkd's link states (waitNetworkd,
+// linkReady): every link networkd manages is configured, or has a routable
+// address of each family the masters use. That is what network-online.target means
 // (systemd-networkd-wait-online), less the IPv6 link-local address that
 // networkd waits for before it calls a link configured: its duplicate
 // address detection takes a second or more on every NIC, for a cluster
 // that may speak IPv4 only. Without networkd it waits for
 // network-online.target itself (also when MASTER_LIST names no master to
 // take a family from). A wait that fails is logged and ip-detect
-// runs anyway, as it would once network-online.target is reached after a
-// failed wait-online.
+// runs anyway.
 //
 // It reports whether the wait ended with the network configured.
 func (a *Agent) waitNetwork(ctx context.Context, cfg clusterConfig) bool {
@@ -87,7 +86,7 @@ func familyNames(v4, v6 bool) string {
 	}
 }
 
-// waitNetworkd waits until networkdReady says every link is ready, reading
+// waitNetworkd waits until no link is pending (networkdPending), reading
 // the links again whenever networkd rewrites a state file (inotify) and at
 // least every networkPoll, for networkWaitTimeout at most.
 func (a *Agent) waitNetworkd(ctx context.Context, v4, v6 bool) error {
@@ -218,18 +217,7 @@ func watchDir(dir string) (<-chan struct{}, func()) {
 		return changed, func() {}
 	}
 	f := os.NewFile(uintptr(fd), "inotify")
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			if _, err := f.Read(buf); err != nil {
-				return // closed
-			}
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		}
-	}()
+	go signalReads(f, changed, 4096, nil)
 	return changed, func() { f.Close() }
 }
 

@@ -52,15 +52,22 @@ func WatchNetlink() (NetWatch, error) {
 }
 
 func (w *netlinkWatch) read() {
-	buf := make([]byte, 64<<10)
+	// ENOBUFS (the kernel dropped messages) also means "changed".
+	signalReads(w.f, w.changed, 64<<10, func(err error) bool { return errors.Is(err, syscall.ENOBUFS) })
+}
+
+// signalReads reads f until it fails (Close ends it) and signals changed,
+// without blocking, after every read; an error for which also returns true
+// counts as a read. Any content means "something changed".
+func signalReads(f *os.File, changed chan<- struct{}, bufSize int, also func(error) bool) {
+	buf := make([]byte, bufSize)
 	for {
-		// ENOBUFS (the kernel dropped messages) also means "changed".
-		_, err := w.f.Read(buf)
-		if err != nil && !errors.Is(err, syscall.ENOBUFS) {
-			return // closed
+		_, err := f.Read(buf)
+		if err != nil && (also == nil || !also(err)) {
+			return
 		}
 		select {
-		case w.changed <- struct{}{}:
+		case changed <- struct{}{}:
 		default:
 		}
 	}
