@@ -2,8 +2,10 @@ package disk
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -138,12 +140,7 @@ func planDelta(base map[string]*overlay.Entry, tree *overlay.Tree, epoch int64, 
 	for _, p := range added {
 		isAdded[p] = true
 	}
-	targets := make([]string, 0, len(links))
-	for p := range links {
-		targets = append(targets, p)
-	}
-	sort.Strings(targets)
-	for _, p := range targets {
+	for _, p := range slices.Sorted(maps.Keys(links)) {
 		if e, ok := tree.Entries[p]; !ok || e.Kind != overlay.KindFile {
 			return nil, fmt.Errorf("hardlinks to /%s: the tree has no regular file there", p)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"path"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -56,15 +55,7 @@ func (t *trash) put(pfd int, name string, dirOK bool) error {
 // remove moves rel (resolved inside the root; a directory with its
 // contents) into the trash; a missing path is not an error.
 func (t *trash) remove(rootfd int, rel string) error {
-	pfd, err := unix.Openat2(rootfd, path.Dir(rel), &how)
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer unix.Close(pfd)
-	return t.put(pfd, path.Base(rel), true)
+	return inParent(rootfd, rel, func(pfd int, name string) error { return t.put(pfd, name, true) })
 }
 
 // empty removes the trash and everything in it.

@@ -32,6 +32,13 @@ func whiteout(name string) (string, error) {
 // removeAllIn removes rel (a directory with its contents) inside the root,
 // every path resolved in the root; a missing path is not an error.
 func removeAllIn(rootfd int, rel string) error {
+	return inParent(rootfd, rel, func(pfd int, name string) error { return removeAt(pfd, name, 0) })
+}
+
+// inParent opens rel's parent directory, resolved inside the root, and
+// runs fn on it and rel's last element; a missing parent is not an error
+// (there is nothing to act on).
+func inParent(rootfd int, rel string, fn func(pfd int, name string) error) error {
 	pfd, err := unix.Openat2(rootfd, path.Dir(rel), &how)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		return nil
@@ -40,7 +47,7 @@ func removeAllIn(rootfd int, rel string) error {
 		return err
 	}
 	defer unix.Close(pfd)
-	return removeAt(pfd, path.Base(rel), 0)
+	return fn(pfd, path.Base(rel))
 }
 
 func removeAt(pfd int, name string, depth int) error {
