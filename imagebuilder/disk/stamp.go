@@ -42,8 +42,8 @@ func idBytes(ids ConvertIDs, what string) []byte {
 // and 36.
 const vmdkHeaderSize = 512
 
-// stampVMDK replaces the 8 hex digits of "CID=" in the embedded descriptor
-// (the content id, random in qemu-img) with ones derived from the seed.
+// stampVMDK replaces the value of "CID=" in the embedded descriptor (the
+// content id, random in qemu-img) with one derived from the seed.
 func stampVMDK(path string, ids ConvertIDs) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -66,19 +66,48 @@ func stampVMDK(path string, ids ConvertIDs) error {
 	if _, err := f.ReadAt(desc, int64(off)); err != nil {
 		return fmt.Errorf("vmdk %s: reading the descriptor: %w", path, err)
 	}
-	i := bytes.Index(desc, []byte("\nCID="))
-	if i < 0 || len(desc) < i+5+8 {
-		return fmt.Errorf("vmdk %s: the descriptor has no CID line", path)
+	desc, err = withCID(desc, idBytes(ids, "vmdk CID")[:4])
+	if err != nil {
+		return fmt.Errorf("vmdk %s: %w", path, err)
 	}
-	cid := idBytes(ids, "vmdk CID")[:4]
+	if _, err := f.WriteAt(desc, int64(off)); err != nil {
+		return fmt.Errorf("vmdk %s: writing the descriptor: %w", path, err)
+	}
+	return f.Close()
+}
+
+// withCID returns the descriptor desc (NUL-padded text) with its CID line
+// set to the 8 hex digits of cid. qemu-img prints the CID without leading
+// zeros, so the old value is 1 to 8 digits long and the text after it
+// moves; the result keeps desc's size, padded with NULs.
+func withCID(desc, cid []byte) ([]byte, error) {
+	text := desc
+	if n := bytes.IndexByte(desc, 0); n >= 0 {
+		text = desc[:n]
+	}
+	i := bytes.Index(text, []byte("\nCID="))
+	if i < 0 {
+		return nil, fmt.Errorf("the descriptor has no CID line")
+	}
+	start := i + len("\nCID=")
+	end := bytes.IndexByte(text[start:], '\n')
+	if end < 0 {
+		return nil, fmt.Errorf("the descriptor's CID line has no end")
+	}
+	end += start
 	// ffffffff means "no parent" in parentCID; keep clear of it.
+	cid = bytes.Clone(cid)
 	if bytes.Equal(cid, []byte{0xff, 0xff, 0xff, 0xff}) {
 		cid[0] = 0xfe
 	}
-	if _, err := f.WriteAt([]byte(hex.EncodeToString(cid)), int64(off)+int64(i)+5); err != nil {
-		return fmt.Errorf("vmdk %s: writing the CID: %w", path, err)
+	out := make([]byte, 0, len(desc))
+	out = append(out, text[:start]...)
+	out = append(out, hex.EncodeToString(cid)...)
+	out = append(out, text[end:]...)
+	if len(out) >= len(desc) {
+		return nil, fmt.Errorf("the descriptor (%d bytes) has no room for an 8-digit CID", len(desc))
 	}
-	return f.Close()
+	return append(out, make([]byte, len(desc)-len(out))...), nil
 }
 
 // VHD footer fields (big-endian), at the end of a fixed VHD.

@@ -109,3 +109,36 @@ func TestStampRefusesOtherFiles(t *testing.T) {
 		t.Errorf("qcow2 has no ids to stamp, got %v", err)
 	}
 }
+
+// TestWithCID: qemu-img prints the CID without leading zeros (about one
+// conversion in sixteen has a 7-digit CID), so the stamp rewrites the line
+// and moves the text after it, keeping the descriptor's size; a full
+// descriptor is refused rather than cut.
+func TestWithCID(t *testing.T) {
+	text := "# Disk DescriptorFile\nversion=1\nCID=%s\nparentCID=ffffffff\nRW 32768 SPARSE \"host.vmdk\"\n"
+	cid := []byte{0x01, 0x02, 0x03, 0x04}
+	want := []byte(strings.Replace(text, "%s", "01020304", 1))
+	for _, old := range []string{"e67b1126", "cac3c7e", "5", "01020304"} {
+		desc := append([]byte(strings.Replace(text, "%s", old, 1)), make([]byte, 64)...)
+		got, err := withCID(desc, cid)
+		if err != nil {
+			t.Fatalf("CID=%s: %v", old, err)
+		}
+		if len(got) != len(desc) {
+			t.Errorf("CID=%s: size %d, want %d", old, len(got), len(desc))
+		}
+		if !bytes.Equal(bytes.TrimRight(got, "\x00"), want) {
+			t.Errorf("CID=%s: got\n%q\nwant\n%q", old, bytes.TrimRight(got, "\x00"), want)
+		}
+	}
+	if got, _ := withCID(append([]byte(strings.Replace(text, "%s", "1", 1)), make([]byte, 16)...), []byte{0xff, 0xff, 0xff, 0xff}); !bytes.Contains(got, []byte("\nCID=feffffff\n")) {
+		t.Errorf("a CID of ffffffff (no parent) was not avoided:\n%q", got)
+	}
+	full := []byte(strings.Replace(text, "%s", "1", 1))
+	if _, err := withCID(full, cid); err == nil || !strings.Contains(err.Error(), "no room") {
+		t.Errorf("a descriptor with no room: %v, want an error", err)
+	}
+	if _, err := withCID([]byte("version=1\n\x00\x00"), cid); err == nil || !strings.Contains(err.Error(), "no CID line") {
+		t.Errorf("no CID line: %v", err)
+	}
+}
